@@ -1,0 +1,1 @@
+"""Provider families behind small protocols (see base.py); registry in registry.py."""
