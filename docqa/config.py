@@ -32,6 +32,30 @@ class Settings:
     embed_batch: int = _setting(32, "Texts per embedding batch for the local embedder.")
     threads: int = _setting(0, "CPU threads for local inference (0: all cores).")
     model_cache: str = _setting("", "Where built ONNX graphs are cached (empty: ~/.cache/docqa).")
+    # asking
+    chat: str = _setting("local", "Answer provider: local (extractive, no LLM) or openai (any OpenAI-compatible chat server).")
+    moderator: str = _setting("local", "Moderation provider: local (rules), openai, or none.")
+    moderation_fail_open: bool = _setting(False, "Answer anyway when the moderation provider is down (default: fail closed with 503).")
+    retrieval: str = _setting("hybrid", "Retrieval mode: hybrid (dense + BM25, fused), dense or bm25.")
+    top_k: int = _setting(5, "Sources retrieved for an answer when the request does not say.")
+    max_top_k: int = _setting(50, "Largest top_k a request may ask for.")
+    max_question_chars: int = _setting(4000, "Longest question accepted, in characters.")
+    max_answer_tokens: int = _setting(512, "Tokens reserved for the chat model's answer.")
+    # serving
+    host: str = _setting("127.0.0.1", "Address `docqa serve` listens on.")
+    port: int = _setting(8000, "Port `docqa serve` listens on.")
+    workers: int = _setting(2, "Server worker processes.")
+    server_threads: int = _setting(4, "Threads per server worker.")
+    # the openai provider (any OpenAI-compatible server)
+    openai_base_url: str = _setting("https://api.openai.com/v1", "Base URL of the OpenAI-compatible API (falls back to OPENAI_BASE_URL).")
+    openai_api_key: str = _setting("", "API key sent as a Bearer token (falls back to OPENAI_API_KEY); empty sends none.")
+    openai_embed_model: str = _setting("text-embedding-3-small", "Embedding model name for DOCQA_EMBEDDER=openai.")
+    openai_chat_model: str = _setting("gpt-4o-mini", "Chat model name for DOCQA_CHAT=openai.")
+    openai_moderation_model: str = _setting("omni-moderation-latest", "Moderation model name for DOCQA_MODERATOR=openai.")
+    openai_context_window: int = _setting(128000, "Context window of the chat model, in tokens.")
+    openai_timeout: float = _setting(60.0, "Seconds before a call to the OpenAI-compatible server times out.")
+    openai_max_retries: int = _setting(5, "Retries on 429, 5xx and connection errors (exponential backoff with jitter).")
+    openai_concurrency: int = _setting(4, "Concurrent embedding requests to the OpenAI-compatible server.")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
@@ -42,6 +66,10 @@ class Settings:
             raw = env.get("DOCQA_" + f.name.upper())
             if raw is not None and raw != "":
                 values[f.name] = _parse(f, raw)
+        # The OpenAI client's own variables are honoured when docqa's are not set.
+        for name, fallback in (("openai_base_url", "OPENAI_BASE_URL"), ("openai_api_key", "OPENAI_API_KEY")):
+            if name not in values and env.get(fallback):
+                values[name] = env[fallback]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

