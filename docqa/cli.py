@@ -48,6 +48,19 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--json", action="store_true", help="print a JSON list")
     se.set_defaults(func=cmd_search)
 
+    ask = sub.add_parser("ask", help="answer a question from a collection, with its sources")
+    ask.add_argument("question")
+    ask.add_argument("--collection", "-c")
+    ask.add_argument("-k", type=int, help="sources to retrieve (default: DOCQA_TOP_K)")
+    ask.add_argument("--json", action="store_true", help="print the answer object as /v1/ask returns it")
+    ask.set_defaults(func=cmd_ask)
+
+    sv = sub.add_parser("serve", help="serve the HTTP API with gunicorn")
+    sv.add_argument("--host", help="listen address (default: DOCQA_HOST or 127.0.0.1)")
+    sv.add_argument("--port", type=int, help="port (default: DOCQA_PORT or 8000)")
+    sv.add_argument("--workers", type=int, help="worker processes (default: DOCQA_WORKERS or 2)")
+    sv.set_defaults(func=cmd_serve)
+
     co = sub.add_parser("collections", help="list, show or delete collections")
     co.add_argument("action", nargs="?", choices=["list", "show", "delete"], default="list")
     co.add_argument("name", nargs="?")
@@ -55,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     co.set_defaults(func=cmd_collections)
 
     st = sub.add_parser("settings", help="list every setting with its default and current value")
+    st.add_argument("--markdown", action="store_true", help="print the README's configuration table")
     st.set_defaults(func=cmd_settings)
     return p
 
@@ -187,6 +201,41 @@ def cmd_search(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_ask(args, settings: Settings) -> int:
+    from docqa.answer import AskPipeline, Collections, answer_dict, validate_question
+    from docqa.providers.registry import make_chat, make_embedder, make_moderator
+
+    q = validate_question({"question": args.question, "collection": args.collection or settings.collection,
+                           "top_k": args.k}, settings)
+    pipeline = AskPipeline(settings, Collections(settings, make_embedder(settings)),
+                           make_moderator(settings), make_chat(settings))
+    answer = answer_dict(pipeline.ask(q), q.collection)
+    if args.json:
+        print(json.dumps(answer, ensure_ascii=False, indent=1))
+        return 0
+    print(answer["answer"])
+    if answer["citations"]:
+        print("\nSources:")
+    for c in answer["citations"]:
+        pages = str(c["page_start"]) if c["page_start"] == c["page_end"] else f"{c['page_start']}-{c['page_end']}"
+        print(f"  [{c['n']}] {c['document']} p.{pages}: \"{' '.join(c['quote'].split())[:200]}\"")
+    return 0
+
+
+def cmd_serve(args, settings: Settings) -> int:
+    import os
+
+    from docqa.server import serve
+
+    overrides = {"host": args.host, "port": args.port, "workers": args.workers}
+    settings = settings.replace(**{k: v for k, v in overrides.items() if v is not None})
+    # gunicorn's workers build their own Settings from the environment: hand the overrides on.
+    for key in ("index_dir", "host", "port", "workers"):
+        os.environ["DOCQA_" + key.upper()] = str(getattr(settings, key))
+    serve(settings)
+    return 0
+
+
 def cmd_collections(args, settings: Settings) -> int:
     import shutil
 
@@ -225,6 +274,11 @@ def cmd_collections(args, settings: Settings) -> int:
 
 
 def cmd_settings(args, settings: Settings) -> int:
+    if args.markdown:
+        print("| variable | default | meaning |\n|---|---|---|")
+        for env, default, help_text in settings_table():
+            print(f"| `{env}` | `{default}` | {help_text} |")
+        return 0
     for env, default, help_text in settings_table():
         field_name = env.removeprefix("DOCQA_").lower()
         current = getattr(settings, field_name)

@@ -98,5 +98,9 @@ def _parse(f: dataclasses.Field, raw: str):
 
 def settings_table() -> list[tuple[str, str, str]]:
     """(environment variable, default, help) for every setting, for the README and `docqa settings`."""
-    return [("DOCQA_" + f.name.upper(), repr(f.default) if isinstance(f.default, str) else str(f.default),
-             f.metadata["help"]) for f in fields(Settings)]
+    def shown(value) -> str:
+        if isinstance(value, bool):
+            return str(value).lower()
+        return '""' if value == "" else str(value)
+
+    return [("DOCQA_" + f.name.upper(), shown(f.default), f.metadata["help"]) for f in fields(Settings)]

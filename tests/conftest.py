@@ -33,3 +33,13 @@ def _no_network_no_keys(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
     yield
+
+
+@pytest.fixture
+def fake_openai():
+    """A started FakeOpenAI on a free loopback port; fails the test if a handler raised unexpectedly."""
+    from fake_openai import FakeOpenAI
+
+    with FakeOpenAI(dim=8) as server:
+        yield server
+    assert not server.errors, server.errors

@@ -1,0 +1,167 @@
+"""The HTTP service: `create_app(settings, ...)`, its routes and one JSON error handler."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from itertools import chain
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from docqa.answer import AskPipeline, Collections, answer_dict, validate_question
+from docqa.config import Settings
+from docqa.errors import DocqaError
+
+log = logging.getLogger("docqa.server")
+
+
+def create_app(settings: Settings | None = None, *, embedder=None, moderator=None, chat=None,
+               warm: bool = False) -> Flask:
+    """The Flask app; providers not given are built from `settings` (read from DOCQA_* when None)."""
+    from docqa.providers.registry import make_chat, make_embedder, make_moderator
+
+    settings = settings or Settings.from_env()
+    embedder = embedder if embedder is not None else make_embedder(settings)
+    moderator = moderator if moderator is not None else make_moderator(settings)
+    chat = chat if chat is not None else make_chat(settings)
+    collections = Collections(settings, embedder)
+    pipeline = AskPipeline(settings, collections, moderator, chat)
+    if warm:
+        embedder.embed(["warm up"])
+
+    app = Flask("docqa")
+    app.config["JSON_SORT_KEYS"] = False
+    app.json.ensure_ascii = False
+    app.extensions["docqa"] = pipeline
+
+    @app.errorhandler(DocqaError)
+    def docqa_error(exc: DocqaError):
+        response = jsonify(exc.to_dict())
+        response.status_code = exc.status
+        if exc.retry_after is not None or exc.status == 503:
+            response.headers["Retry-After"] = str(max(1, int(round(exc.retry_after or 5))))
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        response = jsonify({"error": {"code": code, "message": exc.description or exc.name}})
+        response.status_code = exc.code or 500
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        response = jsonify({"error": {"code": "internal_error",
+                                      "message": "docqa hit an internal error; the server log has the details."}})
+        response.status_code = 500
+        return response
+
+    @app.post("/v1/ask")
+    def ask():
+        q = validate_question(_json_body(), settings)
+        body = request.get_json(silent=True) or {}
+        if _flag(body, "stream"):
+            events = pipeline.stream(q)
+            first = next(events)  # moderation, retrieval and provider errors surface here, as JSON errors
+            return Response(_sse(chain([first], events)), mimetype="text/event-stream",
+                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return jsonify(answer_dict(pipeline.ask(q), q.collection))
+
+    @app.post("/v1/search")
+    def search():
+        body = _json_body()
+        query = body.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise DocqaError("'query' must be a non-empty string.", code="invalid_query")
+        if len(query) > settings.max_question_chars:
+            raise DocqaError(f"'query' is longer than {settings.max_question_chars} characters "
+                             "(DOCQA_MAX_QUESTION_CHARS).", code="query_too_long")
+        q = validate_question({"question": query, "collection": body.get("collection"),
+                               "top_k": body.get("top_k")}, settings)
+        mode = body.get("mode")
+        if mode is not None and mode not in ("hybrid", "dense", "bm25"):
+            raise DocqaError("'mode' must be one of hybrid, dense, bm25.", code="invalid_mode")
+        hits = pipeline.search(q.text, q.collection, q.top_k, mode)
+        return jsonify({"hits": [{"document": h.chunk.doc, "page_start": h.chunk.page_start,
+                                  "page_end": h.chunk.page_end, "score": round(float(h.score), 6),
+                                  "text": h.chunk.text} for h in hits], "collection": q.collection})
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz():
+        checks: dict[str, str] = {}
+        ok = True
+        for name in collections.names():
+            try:
+                collections.retriever(name)
+                checks[f"collection:{name}"] = "ok"
+            except DocqaError as exc:
+                ok, checks[f"collection:{name}"] = False, exc.message
+        for role, probe in (("embedder", lambda: embedder.embed(["ready"])),
+                            ("moderator", lambda: moderator and moderator.moderate(["ready"]))):
+            try:
+                probe()
+                checks[role] = "ok"
+            except DocqaError as exc:
+                ok, checks[role] = False, exc.message
+        response = jsonify({"status": "ready" if ok else "not ready", "checks": checks})
+        response.status_code = 200 if ok else 503
+        if not ok:
+            response.headers["Retry-After"] = "5"
+        return response
+
+    return app
+
+
+def _json_body() -> dict:
+    body = request.get_json(silent=True, force=True)
+    if body is None:
+        raise DocqaError("The request body is not valid JSON. Send a JSON object with "
+                         "Content-Type: application/json.", code="invalid_json")
+    if not isinstance(body, dict):
+        raise DocqaError("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def _flag(body: dict, name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise DocqaError(f"'{name}' must be true or false.", code=f"invalid_{name}")
+    return value
+
+
+def _sse(events: Iterator[tuple[str, dict]]) -> Iterator[str]:
+    """Server-sent events: `event: delta` with text pieces, then `event: done` with the whole answer."""
+    try:
+        for kind, data in events:
+            yield f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+    except DocqaError as exc:
+        yield f"event: error\ndata: {json.dumps(exc.to_dict(), ensure_ascii=False)}\n\n"
+
+
+def serve(settings: Settings) -> None:
+    """Run the app under gunicorn (a production WSGI server) with the configured workers."""
+    import os
+    import sys
+
+    if settings.workers < 1 or settings.server_threads < 1:
+        raise DocqaError("DOCQA_WORKERS and DOCQA_SERVER_THREADS must be at least 1.")
+    argv = [sys.executable, "-m", "gunicorn", "--workers", str(settings.workers), "--worker-class", "gthread",
+            "--threads", str(settings.server_threads), "--bind", f"{settings.host}:{settings.port}",
+            "--timeout", "120", "--access-logfile", "-", "docqa.server:production_app()"]
+    os.execvp(argv[0], argv)
+
+
+def production_app() -> Flask:
+    """The app gunicorn loads in each worker: settings from the environment, model warmed up."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    app = create_app(Settings.from_env(), warm=True)
+    log.info("docqa ready in %.1f s", time.perf_counter() - started)
+    return app

@@ -1,0 +1,792 @@
+"""One collection on disk: SQLite is the source of truth, the FAISS index is derived from it.
+
+    indexes/<collection>/
+        docqa.sqlite    documents, chunks (text, pages, tokens, vector), settings, generation
+        vectors.faiss   derived from SQLite, stamped with the generation it was built from
+        write.lock      flock held by the one writer
+
+Durability: WAL with synchronous=FULL, so a committed document survives kill -9 and also power
+loss. NORMAL would survive kill -9 too, but after a power cut SQLite could lose commits that an
+already fsynced vectors.faiss was stamped with, and a later run could reuse that generation number.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import sqlite3
+import struct
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+from docqa.errors import (
+    CollectionLocked,
+    CollectionNotFound,
+    DocqaError,
+    EmbedderMismatch,
+    NotFound,
+)
+from docqa.types import Chunk, Hit
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DB_FILE = "docqa.sqlite"
+VECTORS_FILE = "vectors.faiss"
+LOCK_FILE = "write.lock"
+INDEX_TYPES = {"flat": "exact inner product (default)", "hnsw": "approximate HNSW graph, for big collections"}
+NAME_RULE = "1-64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_SQL_BATCH = 500  # ids per IN (...) query, well under SQLite's bound-parameter limit
+_MAGIC = b"DOCQAVX1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    generation INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    log_floor INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL,
+    pages INTEGER NOT NULL,
+    chunks INTEGER NOT NULL,
+    empty_pages TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    chunking TEXT NOT NULL,
+    ingested_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS documents_sha256 ON documents(sha256);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ord INTEGER NOT NULL,
+    page_start INTEGER NOT NULL,
+    page_end INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    text_sha BLOB NOT NULL,
+    text TEXT NOT NULL,
+    vector BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS chunks_text_sha ON chunks(text_sha);
+CREATE TABLE IF NOT EXISTS removed_chunks (id INTEGER PRIMARY KEY, generation INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS removed_chunks_generation ON removed_chunks(generation);
+"""
+# Notes on the schema, because each choice is load-bearing:
+# - AUTOINCREMENT: chunk ids are never reused and grow in commit order (one writer), so a reader
+#   patches its in-memory index with "chunks with id > the largest I have" plus removed_chunks.
+# - chunks.vector is the last column: reading text never walks a large vector's overflow pages.
+# - removed_chunks logs deleted chunk ids by generation; publish() trims it and raises
+#   state.log_floor, and a reader older than log_floor reloads instead of patching.
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """One stored document; `chunking` is the chunking parameters its chunks were cut with."""
+
+    id: int
+    name: str
+    source: str
+    sha256: str
+    pages: int
+    chunks: int
+    empty_pages: list[int]
+    ingested_at: str
+    meta: dict
+    chunking: dict = field(default_factory=dict)
+
+
+def validate_collection_name(name: str) -> str:
+    """`name` if it is a valid collection name; DocqaError naming the rule otherwise."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise DocqaError(f"Invalid collection name {name!r}: use {NAME_RULE}.", code="invalid_collection_name")
+    return name
+
+
+def list_collections(index_dir: Path) -> list[str]:
+    """Sorted names of the collections under `index_dir` (empty when it does not exist)."""
+    root = Path(index_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if _NAME_RE.fullmatch(p.name) and (p / DB_FILE).is_file())
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _text_sha(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+def _faiss():
+    import faiss  # imported on first use: listing collections or reading documents never pays for it
+
+    return faiss
+
+
+class FaissVectors:
+    """Dense vectors keyed by chunk id: inner product over L2-normalised float32 vectors.
+
+    The only code that knows FAISS is used; a pgvector backend would replace this class.
+    """
+
+    def __init__(self, dim: int, index_type: str = "flat") -> None:
+        if index_type not in INDEX_TYPES:
+            raise DocqaError(f"Unknown index type {index_type!r}; valid types: {', '.join(INDEX_TYPES)}.")
+        self.dim = dim
+        self.index_type = index_type
+        self._index = self._empty()
+        # HNSW cannot delete: its removed ids stay in the graph and are filtered out at search time.
+        self._removed: set[int] = set()
+        self._selector = None
+
+    def _empty(self):
+        faiss = _faiss()
+        if self.index_type == "hnsw":
+            inner = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = 100
+        else:
+            inner = faiss.IndexFlatIP(self.dim)
+        return faiss.IndexIDMap2(inner)  # faiss's Python wrapper keeps `inner` alive with it
+
+    def __len__(self) -> int:
+        return self._index.ntotal - len(self._removed)
+
+    def add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        """Adds vectors (rows already normalised) under new, unique ids."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(ids):
+            self._index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(ids), self.dim), ids)
+
+    def remove(self, ids: Sequence[int] | np.ndarray) -> None:
+        """Removes ids; ids not in the index are ignored."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids):
+            return
+        if self.index_type == "flat":
+            self._index.remove_ids(ids)
+            return
+        present = ids[np.isin(ids, _faiss().vector_to_array(self._index.id_map))]
+        self._removed.update(int(i) for i in present)
+        self._selector = None
+        if len(self._removed) > 0.25 * self._index.ntotal:
+            self._compact()
+
+    def _compact(self) -> None:
+        all_ids = _faiss().vector_to_array(self._index.id_map)
+        vecs = self._index.index.reconstruct_n(0, self._index.ntotal) if len(all_ids) else np.empty((0, self.dim))
+        keep = ~np.isin(all_ids, np.fromiter(self._removed, dtype=np.int64))
+        self._index, self._removed, self._selector = self._empty(), set(), None
+        self.add(all_ids[keep], vecs[keep])
+
+    def ids(self) -> np.ndarray:
+        """All live ids, sorted."""
+        all_ids = _faiss().vector_to_array(self._index.id_map)
+        if self._removed:
+            all_ids = all_ids[~np.isin(all_ids, np.fromiter(self._removed, dtype=np.int64))]
+        return np.sort(all_ids)
+
+    def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, scores) of the `k` nearest vectors to the normalised query, best first."""
+        k = min(k, len(self))
+        if k <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        q = np.ascontiguousarray(q, dtype=np.float32).reshape(1, self.dim)
+        if self.index_type == "hnsw":
+            faiss = _faiss()
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = max(64, 2 * k)
+            if self._removed:
+                if self._selector is None:
+                    batch = faiss.IDSelectorBatch(np.fromiter(self._removed, dtype=np.int64))
+                    self._selector = (faiss.IDSelectorNot(batch), batch)  # keep the batch alive
+                params.sel = self._selector[0]
+            scores, ids = self._index.search(q, k, params=params)
+        else:
+            scores, ids = self._index.search(q, k)
+        keep = ids[0] >= 0
+        return ids[0][keep], scores[0][keep]
+
+    def save(self, path: Path, stamp: dict) -> None:
+        """Writes the index atomically to `path` with `stamp` (JSON) and a checksum in a trailer."""
+        payload = _faiss().serialize_index(self._index)
+        removed = np.array(sorted(self._removed), dtype="<i8").tobytes()
+        header = json.dumps({**stamp, "faiss_bytes": len(payload), "removed": len(self._removed),
+                             "crc32": zlib.crc32(removed, zlib.crc32(payload)), "count": len(self),
+                             "dim": self.dim, "index_type": self.index_type}).encode()
+        # The FAISS bytes come first, so the file stays readable by faiss.read_index itself.
+        _write_atomically(path, [payload, removed, header, struct.pack("<Q", len(header)), _MAGIC])
+
+    @classmethod
+    def load(cls, path: Path) -> tuple[FaissVectors, dict]:
+        """(vectors, stamp) from a file written by save(); ValueError when it is damaged."""
+        data = Path(path).read_bytes()
+        try:
+            if len(data) < 16 or data[-8:] != _MAGIC:
+                raise ValueError("no docqa trailer (truncated or not written by docqa)")
+            (hlen,) = struct.unpack("<Q", data[-16:-8])
+            header = json.loads(data[-16 - hlen:-16])
+            n, r = header["faiss_bytes"], header["removed"]
+            if n + 8 * r + hlen + 16 != len(data):
+                raise ValueError("size does not match its header")
+            if zlib.crc32(memoryview(data)[:n + 8 * r]) != header["crc32"]:
+                raise ValueError("checksum mismatch")
+            vectors = cls(header["dim"], header["index_type"])
+            vectors._index = _faiss().deserialize_index(np.frombuffer(data, dtype=np.uint8, count=n))
+            vectors._removed = set(np.frombuffer(data, dtype="<i8", count=r, offset=n).tolist())
+            if vectors._index.d != vectors.dim or len(vectors) != header["count"]:
+                raise ValueError("index contents do not match its header")
+        except (KeyError, TypeError, struct.error, RuntimeError, DocqaError) as exc:
+            raise ValueError(f"unreadable: {exc}") from exc
+        return vectors, header
+
+
+def _write_atomically(path: Path, parts: Sequence) -> None:
+    """Writes `parts` to a temp file, fsyncs it, renames it over `path` and fsyncs the directory."""
+    tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            for part in parts:
+                fh.write(part)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class Store:
+    """One collection: documents and chunks in SQLite, dense search through a derived index.
+
+    Thread-safe: every call borrows a pooled SQLite connection; searches share one in-memory index.
+    """
+
+    def __init__(self, path: Path, *, create: bool, chunking: dict | None, index_type: str | None) -> None:
+        self.path = Path(path)
+        self.name = validate_collection_name(self.path.name)
+        self._db_uri = f"file:{quote(str((self.path / DB_FILE).absolute()))}?mode={'rwc' if create else 'rw'}"
+        self._pending = {k: v for k, v in (("chunking", chunking), ("index_type", index_type)) if v is not None}
+        self._pool: list[sqlite3.Connection] = []
+        self._pool_lock = threading.Lock()
+        self._pool_pid = os.getpid()
+        self._closed = False
+        self._settings: dict = {}
+        self._lock_fd: int | None = None
+        self._lock_owner: int | None = None
+        self._lock_depth = 0
+        self._vec_lock = threading.Lock()
+        self._vec: FaissVectors | None = None
+        self._vec_gen = -1
+        self._vec_max_id = 0
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = False, embedder: tuple[str, int] | None = None,
+             chunking: dict | None = None, index_type: str | None = None) -> Store:
+        """The collection at `path`; `create` makes it (recording `embedder`) when missing.
+
+        `embedder` is checked against the recorded one; `chunking` and `index_type`, when they
+        differ from the recorded ones, are recorded when the writer lock is next taken.
+        """
+        path = Path(path)
+        name = validate_collection_name(path.name)
+        if index_type is not None and index_type not in INDEX_TYPES:
+            raise DocqaError(f"Unknown index type {index_type!r}; valid types: {', '.join(INDEX_TYPES)}.")
+        exists = (path / DB_FILE).is_file()
+        if not exists and not create:
+            raise CollectionNotFound(
+                f"No collection '{name}' in {path.parent}/. Run `docqa ingest PATH --collection {name}` "
+                f"(or `make ingest DOCS=path COLLECTION={name}`) first.")
+        if not exists and embedder is None:
+            raise DocqaError(f"Creating collection '{name}' needs the embedder's name and dimension.")
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        store = cls(path, create=create, chunking=chunking, index_type=index_type)
+        try:
+            if create:
+                store._create(embedder, chunking or {}, index_type or "flat")
+            store._settings = store._read_settings()
+            if embedder is not None:
+                store.check_embedder(*embedder)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _create(self, embedder: tuple[str, int] | None, chunking: dict, index_type: str) -> None:
+        with self._conn() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            # Idempotent and serialised by BEGIN IMMEDIATE: of two concurrent creators one records
+            # its embedder and the other is then checked against it.
+            with self._write_txn(conn):
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                if embedder is None or conn.execute("SELECT 1 FROM settings").fetchone():
+                    return
+                now = _now()
+                values = {"schema_version": SCHEMA_VERSION, "embedder": embedder[0], "dim": int(embedder[1]),
+                          "chunking": chunking, "index_type": index_type, "created_at": now,
+                          "uuid": uuid.uuid4().hex}
+                conn.executemany("INSERT INTO settings (key, value) VALUES (?, ?)",
+                                 [(k, json.dumps(v)) for k, v in values.items()])
+                conn.execute("INSERT INTO state (id, generation, updated_at) VALUES (1, 0, ?)", (now,))
+
+    def _read_settings(self, conn: sqlite3.Connection | None = None) -> dict:
+        try:
+            with self._conn(conn) as c:
+                settings = {k: json.loads(v) for k, v in c.execute("SELECT key, value FROM settings")}
+        except sqlite3.DatabaseError as exc:
+            if "no such table" in str(exc):
+                settings = {}
+            else:
+                raise DocqaError(f"Collection '{self.name}' is damaged ({exc}). Delete it "
+                                 f"(`docqa collections delete {self.name}`) and ingest again.",
+                                 status=500, code="collection_damaged") from exc
+        if not settings:
+            raise CollectionNotFound(f"Collection '{self.name}' in {self.path.parent}/ is empty or still being "
+                                     f"created. Run `docqa ingest PATH --collection {self.name}` first.")
+        if settings["schema_version"] > SCHEMA_VERSION:
+            raise DocqaError(f"Collection '{self.name}' was written by a newer docqa (schema "
+                             f"{settings['schema_version']}); upgrade docqa to read it.", status=500)
+        return settings
+
+    # -- connections and transactions --------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._db_uri, uri=True, timeout=60.0, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    @contextlib.contextmanager
+    def _conn(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        if conn is not None:  # already inside an operation: reuse its connection
+            yield conn
+            return
+        with self._pool_lock:
+            if self._closed:
+                raise DocqaError(f"Collection '{self.name}' is closed.", status=500)
+            if self._pool_pid != os.getpid():  # connections must not cross a fork
+                self._pool, self._pool_pid = [], os.getpid()
+            conn = self._pool.pop() if self._pool else None
+        if conn is None:
+            conn = self._connect()
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.rollback()
+            with self._pool_lock:
+                if self._closed:
+                    conn.close()
+                else:
+                    self._pool.append(conn)
+
+    @contextlib.contextmanager
+    def _write_txn(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        with self._conn(conn) as c:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                yield c
+                c.execute("COMMIT")
+            finally:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def _read_txn(self) -> Iterator[sqlite3.Connection]:
+        """A connection whose reads all see one committed snapshot."""
+        with self._conn() as c:
+            c.execute("BEGIN")
+            try:
+                yield c
+            finally:
+                c.execute("COMMIT")
+
+    def _bump(self, conn: sqlite3.Connection) -> int:
+        conn.execute("UPDATE state SET generation = generation + 1, updated_at = ?", (_now(),))
+        return conn.execute("SELECT generation FROM state").fetchone()[0]
+
+    def close(self) -> None:
+        """Closes the connections; safe to call twice (the writer lock is released by writer())."""
+        with self._pool_lock:
+            self._closed = True
+            pool, self._pool = self._pool, []
+        for conn in pool:
+            conn.close()
+        with self._vec_lock:
+            self._vec = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- settings ---------------------------------------------------------------------------------
+
+    @property
+    def embedder(self) -> tuple[str, int]:
+        """(name, dim) of the embedder the collection was built with."""
+        return self._settings["embedder"], self._settings["dim"]
+
+    def check_embedder(self, name: str, dim: int) -> None:
+        """Raises EmbedderMismatch unless (name, dim) is the collection's embedder."""
+        have, have_dim = self.embedder
+        if (name, int(dim)) == (have, have_dim):
+            return
+        suffix = re.sub(r"[^A-Za-z0-9._-]+", "-", name.split("/")[0]).strip("-") or "new"
+        other = f"{self.name[:63 - len(suffix)]}-{suffix}"
+        raise EmbedderMismatch(
+            f"Collection '{self.name}' was built with embedder '{have}' ({have_dim}-d); this run uses "
+            f"'{name}' ({dim}-d). Re-index into a new collection (`docqa ingest DOCS --collection {other}`) "
+            f"or delete it first (`docqa collections delete {self.name}`).")
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every committed change; readers compare it to decide to refresh."""
+        with self._conn() as conn:
+            return conn.execute("SELECT generation FROM state").fetchone()[0]
+
+    def info(self) -> dict:
+        """Name, embedder, dim, chunking, counts, timestamps, generation and index type."""
+        with self._read_txn() as conn:
+            s = self._read_settings(conn)
+            generation, updated_at = conn.execute("SELECT generation, updated_at FROM state").fetchone()
+            documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+            chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return {"name": self.name, "embedder": s["embedder"], "dim": s["dim"], "chunking": s["chunking"],
+                "documents": documents, "chunks": chunks, "created_at": s["created_at"],
+                "updated_at": updated_at, "generation": generation, "index_type": s["index_type"]}
+
+    # -- the writer lock --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writer(self, timeout: float = 0.0) -> Iterator[None]:
+        """Holds the collection's write lock, waiting up to `timeout` seconds for another writer."""
+        if self._lock_owner == threading.get_ident():  # nested use in the same thread
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self._acquire(fd, timeout)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._lock_fd, self._lock_owner = fd, threading.get_ident()
+        try:
+            self._on_writer_acquired()
+            yield
+        finally:
+            self._lock_fd = self._lock_owner = None
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _acquire(self, fd: int, timeout: float) -> None:
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                    raise CollectionLocked(
+                        f"Collection '{self.name}' is being written by another process (pid {holder}); "
+                        "wait for it to finish or retry with DOCQA_LOCK_TIMEOUT=600") from None
+                time.sleep(min(0.05, left))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+    def _on_writer_acquired(self) -> None:
+        # A publish killed between writing and renaming leaves its temp file; only a writer may remove it.
+        for tmp in self.path.glob(f"{VECTORS_FILE}.tmp.*"):
+            tmp.unlink(missing_ok=True)
+        self._settings = self._read_settings()
+        changes = {k: v for k, v in self._pending.items() if self._settings.get(k) != v}
+        if not changes:
+            return
+        # Decision: new chunking parameters are recorded and used for documents ingested from now on;
+        # each document keeps the parameters it was cut with (DocumentRecord.chunking).
+        with self._write_txn() as conn:
+            conn.executemany("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                             [(k, json.dumps(v)) for k, v in changes.items()])
+            self._bump(conn)
+        self._settings = self._read_settings()
+
+    def _require_writer(self, what: str) -> None:
+        if self._lock_fd is None:
+            raise DocqaError(f"{what} on collection '{self.name}' needs the write lock: call it inside "
+                             "`with store.writer(timeout):`.", status=500, code="writer_lock_not_held")
+
+    # -- documents ---------------------------------------------------------------------------------
+
+    _DOC_COLUMNS = "id, name, source, sha256, pages, chunks, empty_pages, ingested_at, meta, chunking"
+
+    @staticmethod
+    def _record(row: tuple) -> DocumentRecord:
+        return DocumentRecord(id=row[0], name=row[1], source=row[2], sha256=row[3], pages=row[4], chunks=row[5],
+                              empty_pages=json.loads(row[6]), ingested_at=row[7], meta=json.loads(row[8]),
+                              chunking=json.loads(row[9]))
+
+    def documents(self) -> list[DocumentRecord]:
+        """Every document, in the order they were stored."""
+        with self._conn() as conn:
+            return [self._record(r) for r in conn.execute(f"SELECT {self._DOC_COLUMNS} FROM documents ORDER BY id")]
+
+    def document(self, doc_id: int) -> DocumentRecord:
+        """The document with id `doc_id`; NotFound when there is none."""
+        with self._conn() as conn:
+            row = conn.execute(f"SELECT {self._DOC_COLUMNS} FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"No document {doc_id} in collection '{self.name}'; "
+                           f"`docqa collections show {self.name}` lists them.")
+        return self._record(row)
+
+    def find_document(self, *, sha256: str | None = None, source: str | None = None) -> DocumentRecord | None:
+        """The first document matching every given field, or None."""
+        if sha256 is None and source is None:
+            raise DocqaError("find_document needs sha256 or source.", status=500)
+        where = [(col, v) for col, v in (("sha256", sha256), ("source", source)) if v is not None]
+        sql = (f"SELECT {self._DOC_COLUMNS} FROM documents WHERE "
+               + " AND ".join(f"{col} = ?" for col, _ in where) + " ORDER BY id LIMIT 1")
+        with self._conn() as conn:
+            row = conn.execute(sql, [v for _, v in where]).fetchone()
+        return self._record(row) if row else None
+
+    def _check_vectors(self, vectors: np.ndarray, n: int, what: str) -> np.ndarray:
+        dim = self._settings["dim"]
+        vecs = np.asarray(vectors, dtype=np.float32)
+        if vecs.shape != (n, dim) and not (n == 0 and vecs.size == 0):
+            raise DocqaError(f"{what}: expected {n} vectors of {dim} dimensions for collection '{self.name}', "
+                             f"got shape {vecs.shape}.", status=500)
+        vecs = vecs.reshape(n, dim)
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        if not np.all(np.isfinite(vecs)) or np.any(norms == 0):
+            raise DocqaError(f"{what}: the embedder returned a zero or non-finite vector; check the embedding "
+                             "provider.", status=500)
+        return np.ascontiguousarray(vecs / norms, dtype=np.float32)
+
+    def put_document(self, *, name: str, source: str, sha256: str, pages: int, empty_pages: list[int],
+                     meta: dict, chunks: Sequence[Chunk], vectors: np.ndarray,
+                     replaces: int | None = None) -> DocumentRecord:
+        """Stores a document with its chunks and vectors in one transaction; returns its record.
+
+        `replaces`, and any document with the same `source`, are deleted in that same transaction.
+        """
+        self._require_writer("put_document")
+        vecs = self._check_vectors(vectors, len(chunks), f"document '{name}'")
+        rows = [(i, c.page_start, c.page_end, c.tokens, _text_sha(c.text), c.text, vecs[i].tobytes())
+                for i, c in enumerate(chunks)]
+        chunking = self._settings.get("chunking", {})
+        ingested_at = _now()
+        with self._write_txn() as conn:
+            generation = self._bump(conn)
+            if replaces is not None:
+                if not conn.execute("SELECT 1 FROM documents WHERE id = ?", (replaces,)).fetchone():
+                    raise NotFound(f"Document {replaces} to replace is not in collection '{self.name}'; "
+                                   "ingest again to refresh the list.")
+                self._remove_document(conn, replaces, generation)
+            same_source = conn.execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchone()
+            if same_source:
+                self._remove_document(conn, same_source[0], generation)
+            doc_id = conn.execute(
+                "INSERT INTO documents (name, source, sha256, pages, chunks, empty_pages, meta, chunking, "
+                "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, source, sha256, pages, len(rows), json.dumps(list(empty_pages)), json.dumps(meta),
+                 json.dumps(chunking), ingested_at)).lastrowid
+            self._insert_chunks(conn, doc_id, rows)
+        return DocumentRecord(id=doc_id, name=name, source=source, sha256=sha256, pages=pages, chunks=len(rows),
+                              empty_pages=list(empty_pages), ingested_at=ingested_at, meta=meta, chunking=chunking)
+
+    def _insert_chunks(self, conn: sqlite3.Connection, doc_id: int, rows: list[tuple]) -> None:
+        conn.executemany("INSERT INTO chunks (doc_id, ord, page_start, page_end, tokens, text_sha, text, vector) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(doc_id, *r) for r in rows])
+
+    def delete_document(self, doc_id: int) -> None:
+        """Deletes a document with its chunks and vectors; NotFound when there is none."""
+        self._require_writer("delete_document")
+        with self._write_txn() as conn:
+            if not conn.execute("SELECT 1 FROM documents WHERE id = ?", (doc_id,)).fetchone():
+                raise NotFound(f"No document {doc_id} in collection '{self.name}'; "
+                               f"`docqa collections show {self.name}` lists them.")
+            self._remove_document(conn, doc_id, self._bump(conn))
+
+    @staticmethod
+    def _remove_document(conn: sqlite3.Connection, doc_id: int, generation: int) -> None:
+        conn.execute("INSERT INTO removed_chunks (id, generation) SELECT id, ? FROM chunks WHERE doc_id = ?",
+                     (generation, doc_id))
+        conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+
+    # -- chunks ------------------------------------------------------------------------------------
+
+    _CHUNK_SQL = ("SELECT c.id, d.name, c.page_start, c.page_end, c.text, c.tokens "
+                  "FROM chunks c JOIN documents d ON d.id = c.doc_id")
+
+    def vectors_by_text(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of chunks whose text equals one of `texts`, keyed by that text."""
+        by_sha = {_text_sha(t): t for t in texts}
+        shas = list(by_sha)
+        found: dict[str, np.ndarray] = {}
+        with self._conn() as conn:
+            for start in range(0, len(shas), _SQL_BATCH):
+                part = shas[start:start + _SQL_BATCH]
+                sql = f"SELECT text_sha, vector FROM chunks WHERE text_sha IN ({','.join('?' * len(part))})"
+                for sha, blob in conn.execute(sql, part):
+                    found[by_sha[sha]] = np.frombuffer(blob, dtype=np.float32).copy()
+        return found
+
+    def chunks(self, ids: Sequence[int]) -> list[Chunk]:
+        """The chunks with these ids, in that order; ids no longer stored are left out."""
+        wanted = [int(i) for i in ids]
+        found: dict[int, Chunk] = {}
+        with self._conn() as conn:
+            unique = list(dict.fromkeys(wanted))
+            for start in range(0, len(unique), _SQL_BATCH):
+                part = unique[start:start + _SQL_BATCH]
+                sql = f"{self._CHUNK_SQL} WHERE c.id IN ({','.join('?' * len(part))})"
+                found.update((r[0], Chunk(*r)) for r in conn.execute(sql, part))
+        return [found[i] for i in wanted if i in found]
+
+    def iter_chunks(self) -> Iterator[Chunk]:
+        """Every chunk, ordered by id, from one consistent snapshot."""
+        with self._conn() as conn:
+            cursor = conn.execute(f"{self._CHUNK_SQL} ORDER BY c.id")
+            try:
+                while rows := cursor.fetchmany(1000):
+                    yield from (Chunk(*r) for r in rows)
+            finally:
+                cursor.close()
+
+    # -- dense search -------------------------------------------------------------------------------
+
+    def search(self, query: np.ndarray, k: int) -> list[Hit]:
+        """The `k` chunks whose vectors are nearest the query, best first; score is the cosine."""
+        q = self._check_vectors(np.asarray(query).reshape(1, -1), 1, "search query")[0]
+        if k <= 0:
+            return []
+        with self._vec_lock:
+            ids, scores = self._fresh_vectors().search(q, k)
+        by_id = {c.id: c for c in self.chunks(ids.tolist())}
+        # A chunk deleted between the search and the lookup is simply left out.
+        return [Hit(by_id[i], float(s)) for i, s in zip(ids.tolist(), scores.tolist(), strict=True) if i in by_id]
+
+    def publish(self) -> None:
+        """Writes vectors.faiss atomically, stamped with the current generation (a no-op when current)."""
+        self._require_writer("publish")
+        with self._vec_lock:
+            vec = self._fresh_vectors()
+            stamp = {"generation": self._vec_gen, "max_id": self._vec_max_id, "uuid": self._settings["uuid"]}
+            if self._published_stamp() != (stamp["generation"], stamp["uuid"], vec.index_type, len(vec)):
+                vec.save(self.path / VECTORS_FILE, stamp)
+        with self._write_txn() as conn:
+            # The removal log only serves readers older than this file; trim it once it outgrows the data.
+            removed = conn.execute("SELECT count(*) FROM removed_chunks").fetchone()[0]
+            if removed > max(10_000, len(vec)):
+                conn.execute("DELETE FROM removed_chunks WHERE generation <= ?", (stamp["generation"],))
+                conn.execute("UPDATE state SET log_floor = ?", (stamp["generation"],))
+
+    def _published_stamp(self) -> tuple | None:
+        try:
+            with open(self.path / VECTORS_FILE, "rb") as fh:
+                fh.seek(-16, os.SEEK_END)
+                hlen, magic = struct.unpack("<Q8s", fh.read(16))
+                if magic != _MAGIC:
+                    return None
+                fh.seek(-16 - hlen, os.SEEK_END)
+                h = json.loads(fh.read(hlen))
+            return h["generation"], h["uuid"], h["index_type"], h["count"]
+        except (OSError, ValueError, KeyError, struct.error):
+            return None  # missing or damaged: publish() writes a new one
+
+    def _fresh_vectors(self) -> FaissVectors:
+        """The in-memory index at the current generation; caller holds _vec_lock."""
+        if self._vec is not None and self._vec_gen == self.generation:
+            return self._vec
+        vec, self._vec = self._vec, None  # if refreshing fails half-way, the next call starts over
+        with self._read_txn() as conn:
+            generation, log_floor = conn.execute("SELECT generation, log_floor FROM state").fetchone()
+            settings = self._read_settings(conn)
+            count, max_id = conn.execute("SELECT count(*), coalesce(max(id), 0) FROM chunks").fetchone()
+            base = (vec, self._vec_gen, self._vec_max_id)
+            if vec is None or vec.index_type != settings["index_type"] or self._vec_gen < log_floor:
+                base = self._load_published(settings, generation, log_floor)
+            if base is None:
+                vec = self._build(conn, settings)
+            else:
+                vec, base_gen, base_max = base
+                if base_gen != generation:
+                    self._patch(conn, vec, base_gen, base_max)
+                if len(vec) != count:
+                    log.warning("collection '%s': index has %d vectors, SQLite %d chunks; rebuilding from SQLite",
+                                self.name, len(vec), count)
+                    vec = self._build(conn, settings)
+        self._vec, self._vec_gen, self._vec_max_id = vec, generation, max_id
+        return vec
+
+    def _load_published(self, settings: dict, generation: int, log_floor: int) -> tuple | None:
+        path = self.path / VECTORS_FILE
+        try:
+            vec, stamp = FaissVectors.load(path)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("collection '%s': %s is %s; rebuilding from SQLite", self.name, path, exc)
+            return None
+        usable = (stamp.get("uuid") == settings["uuid"] and vec.dim == settings["dim"]
+                  and vec.index_type == settings["index_type"] and log_floor <= stamp["generation"] <= generation)
+        if not usable:
+            log.info("collection '%s': %s is stale; rebuilding from SQLite", self.name, path)
+            return None
+        return vec, stamp["generation"], stamp["max_id"]
+
+    @staticmethod
+    def _build(conn: sqlite3.Connection, settings: dict) -> FaissVectors:
+        vec = FaissVectors(settings["dim"], settings["index_type"])
+        Store._add_rows(vec, conn.execute("SELECT id, vector FROM chunks ORDER BY id"))
+        return vec
+
+    @staticmethod
+    def _patch(conn: sqlite3.Connection, vec: FaissVectors, base_gen: int, base_max: int) -> None:
+        removed = [r[0] for r in conn.execute("SELECT id FROM removed_chunks WHERE generation > ?", (base_gen,))]
+        vec.remove(removed)
+        Store._add_rows(vec, conn.execute("SELECT id, vector FROM chunks WHERE id > ? ORDER BY id", (base_max,)))
+
+    @staticmethod
+    def _add_rows(vec: FaissVectors, cursor: sqlite3.Cursor) -> None:
+        while rows := cursor.fetchmany(8192):
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vec.add(ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), vec.dim))
