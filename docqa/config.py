@@ -56,6 +56,8 @@ class Settings:
     openai_timeout: float = _setting(60.0, "Seconds before a call to the OpenAI-compatible server times out.")
     openai_max_retries: int = _setting(5, "Retries on 429, 5xx and connection errors (exponential backoff with jitter).")
     openai_concurrency: int = _setting(4, "Concurrent embedding requests to the OpenAI-compatible server.")
+    openai_embed_dim: int = _setting(0, "Embedding size to request (sent as `dimensions`); 0: the model's own.")
+    openai_max_retry_wait: float = _setting(60.0, "Most seconds one call may spend waiting between retries.")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:

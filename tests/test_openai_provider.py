@@ -422,11 +422,14 @@ def test_bad_request_is_not_retried(fake):
 
 # configuration --------------------------------------------------------------------------------
 
-def test_config_from_environ_falls_back_to_openai_variables():
-    config = OpenAIConfig.from_environ({"OPENAI_API_KEY": "k1", "OPENAI_BASE_URL": "http://h:1/v1/",
-                                        "DOCQA_OPENAI_TIMEOUT": "2.5", "DOCQA_OPENAI_EMBED_DIM": "256"})
+def test_settings_fall_back_to_openai_variables():
+    from docqa.config import Settings
+    from docqa.providers.registry import _openai_config
+
+    config = _openai_config(Settings.from_env({"OPENAI_API_KEY": "k1", "OPENAI_BASE_URL": "http://h:1/v1/",
+                                               "DOCQA_OPENAI_TIMEOUT": "2.5", "DOCQA_OPENAI_EMBED_DIM": "256"}))
     assert (config.api_key, config.base_url, config.timeout, config.embed_dim) == ("k1", "http://h:1/v1", 2.5, 256)
-    config = OpenAIConfig.from_environ({"OPENAI_API_KEY": "k1", "DOCQA_OPENAI_API_KEY": "k2"})
+    config = _openai_config(Settings.from_env({"OPENAI_API_KEY": "k1", "DOCQA_OPENAI_API_KEY": "k2"}))
     assert config.api_key == "k2" and config.base_url == "https://api.openai.com/v1"
 
 
@@ -436,5 +439,8 @@ def test_config_from_environ_falls_back_to_openai_variables():
     ({"DOCQA_OPENAI_BASE_URL": "api.openai.com/v1"}, "is not an http"),
 ])
 def test_config_errors_name_the_variable(environ, match):
+    from docqa.config import Settings
+    from docqa.providers.registry import _openai_config
+
     with pytest.raises(DocqaError, match=match):
-        OpenAIConfig.from_environ(environ)
+        _openai_config(Settings.from_env(environ))

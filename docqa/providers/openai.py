@@ -42,22 +42,6 @@ KNOWN_EMBED_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 30
 _RETRYABLE = {408, 409, 429}       # plus every 5xx
 _BACKOFF_BASE, _BACKOFF_CAP = 0.5, 8.0
 
-# field -> environment variables, first set one wins
-_ENV = {
-    "base_url": ("DOCQA_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
-    "api_key": ("DOCQA_OPENAI_API_KEY", "OPENAI_API_KEY"),
-    "embed_model": ("DOCQA_OPENAI_EMBED_MODEL",),
-    "chat_model": ("DOCQA_OPENAI_CHAT_MODEL",),
-    "moderation_model": ("DOCQA_OPENAI_MODERATION_MODEL",),
-    "timeout": ("DOCQA_OPENAI_TIMEOUT",),
-    "max_retries": ("DOCQA_OPENAI_MAX_RETRIES",),
-    "concurrency": ("DOCQA_OPENAI_CONCURRENCY",),
-    "context_window": ("DOCQA_OPENAI_CONTEXT_WINDOW",),
-    "embed_dim": ("DOCQA_OPENAI_EMBED_DIM",),
-    "max_retry_wait": ("DOCQA_OPENAI_MAX_RETRY_WAIT",),
-}
-
-
 @dataclass(frozen=True)
 class OpenAIConfig:
     """Where and how to reach an OpenAI-compatible server; an empty api_key sends no Authorization."""
@@ -85,24 +69,8 @@ class OpenAIConfig:
                   ("embed_dim", self.embed_dim is None or self.embed_dim > 0)]
         for name, ok in checks:
             if not ok:
-                raise DocqaError(f"{_ENV[name][0]}={getattr(self, name)!r} is out of range: "
+                raise DocqaError(f"DOCQA_OPENAI_{name.upper()}={getattr(self, name)!r} is out of range: "
                                  "it must be positive (max_retries and max_retry_wait may be 0)")
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> OpenAIConfig:
-        """Config from DOCQA_OPENAI_* (and OPENAI_API_KEY / OPENAI_BASE_URL) in the given mapping."""
-        values: dict = {}
-        for f in dataclasses.fields(cls):
-            raw = next((environ[n] for n in _ENV[f.name] if environ.get(n)), None)
-            if raw is None:
-                continue
-            kind = {"timeout": float, "max_retry_wait": float, "max_retries": int, "concurrency": int,
-                    "context_window": int, "embed_dim": int}.get(f.name, str)
-            try:
-                values[f.name] = kind(raw)
-            except ValueError:
-                raise DocqaError(f"{_ENV[f.name][0]}={raw!r} is not a valid {kind.__name__}") from None
-        return cls(**values)
 
 
 class OpenAIClient:

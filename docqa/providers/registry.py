@@ -15,7 +15,8 @@ def _openai_config(s: Settings):
                         embed_model=s.openai_embed_model, chat_model=s.openai_chat_model,
                         moderation_model=s.openai_moderation_model, timeout=s.openai_timeout,
                         max_retries=s.openai_max_retries, concurrency=s.openai_concurrency,
-                        context_window=s.openai_context_window)
+                        context_window=s.openai_context_window, embed_dim=s.openai_embed_dim or None,
+                        max_retry_wait=s.openai_max_retry_wait)
 
 
 def _local_embedder(s: Settings) -> Embedder:
