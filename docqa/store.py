@@ -51,6 +51,7 @@ INDEX_TYPES = {"flat": "exact inner product (default)", "hnsw": "approximate HNS
 NAME_RULE = "1-64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SQL_BATCH = 500  # ids per IN (...) query, well under SQLite's bound-parameter limit
+_REMOVAL_LOG_MIN = 10_000  # removed_chunks rows kept at least, before publish() trims the log
 _MAGIC = b"DOCQAVX1"
 
 _SCHEMA = """
@@ -209,8 +210,19 @@ class FaissVectors:
         if k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         q = np.ascontiguousarray(q, dtype=np.float32).reshape(1, self.dim)
+        faiss = _faiss()
+        # One query runs on one thread: OpenMP's barrier across threads costs more than it saves for a
+        # single vector and stalls badly when the cores are busy (48 ms instead of 6 ms at 100k on 2
+        # busy cores). The setting is per calling thread, so it is restored for builds on this thread.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return self._search(faiss, q, k)
+        finally:
+            faiss.omp_set_num_threads(threads)
+
+    def _search(self, faiss, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.index_type == "hnsw":
-            faiss = _faiss()
             params = faiss.SearchParametersHNSW()
             params.efSearch = max(64, 2 * k)
             if self._removed:
@@ -258,6 +270,14 @@ class FaissVectors:
         return vectors, header
 
 
+def _file_identity(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def _write_atomically(path: Path, parts: Sequence) -> None:
     """Writes `parts` to a temp file, fsyncs it, renames it over `path` and fsyncs the directory."""
     tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
@@ -296,11 +316,11 @@ class Store:
         self._settings: dict = {}
         self._lock_fd: int | None = None
         self._lock_owner: int | None = None
-        self._lock_depth = 0
         self._vec_lock = threading.Lock()
         self._vec: FaissVectors | None = None
         self._vec_gen = -1
         self._vec_max_id = 0
+        self._file_sig: tuple | None = None  # (generation, identity) of the vectors file last read or written
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -332,6 +352,13 @@ class Store:
             store._settings = store._read_settings()
             if embedder is not None:
                 store.check_embedder(*embedder)
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            if exc.sqlite_errorname not in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+                raise
+            raise DocqaError(f"Collection '{name}' is damaged ({exc}): {path / DB_FILE} is not a readable "
+                             f"database. Delete it (`docqa collections delete {name}`) and ingest again.",
+                             status=500, code="collection_damaged") from exc
         except BaseException:
             store.close()
             raise
@@ -360,13 +387,10 @@ class Store:
         try:
             with self._conn(conn) as c:
                 settings = {k: json.loads(v) for k, v in c.execute("SELECT key, value FROM settings")}
-        except sqlite3.DatabaseError as exc:
-            if "no such table" in str(exc):
-                settings = {}
-            else:
-                raise DocqaError(f"Collection '{self.name}' is damaged ({exc}). Delete it "
-                                 f"(`docqa collections delete {self.name}`) and ingest again.",
-                                 status=500, code="collection_damaged") from exc
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            settings = {}
         if not settings:
             raise CollectionNotFound(f"Collection '{self.name}' in {self.path.parent}/ is empty or still being "
                                      f"created. Run `docqa ingest PATH --collection {self.name}` first.")
@@ -427,7 +451,8 @@ class Store:
             try:
                 yield c
             finally:
-                c.execute("COMMIT")
+                if c.in_transaction:
+                    c.execute("COMMIT")
 
     def _bump(self, conn: sqlite3.Connection) -> int:
         conn.execute("UPDATE state SET generation = generation + 1, updated_at = ?", (_now(),))
@@ -490,12 +515,8 @@ class Store:
     @contextlib.contextmanager
     def writer(self, timeout: float = 0.0) -> Iterator[None]:
         """Holds the collection's write lock, waiting up to `timeout` seconds for another writer."""
-        if self._lock_owner == threading.get_ident():  # nested use in the same thread
-            self._lock_depth += 1
-            try:
-                yield
-            finally:
-                self._lock_depth -= 1
+        if self._lock_owner == threading.get_ident():  # nested use in the same thread: already held
+            yield
             return
         fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
@@ -671,14 +692,17 @@ class Store:
 
     def chunks(self, ids: Sequence[int]) -> list[Chunk]:
         """The chunks with these ids, in that order; ids no longer stored are left out."""
-        wanted = [int(i) for i in ids]
-        found: dict[int, Chunk] = {}
         with self._conn() as conn:
-            unique = list(dict.fromkeys(wanted))
-            for start in range(0, len(unique), _SQL_BATCH):
-                part = unique[start:start + _SQL_BATCH]
-                sql = f"{self._CHUNK_SQL} WHERE c.id IN ({','.join('?' * len(part))})"
-                found.update((r[0], Chunk(*r)) for r in conn.execute(sql, part))
+            return self._chunks(conn, ids)
+
+    def _chunks(self, conn: sqlite3.Connection, ids: Sequence[int]) -> list[Chunk]:
+        wanted = [int(i) for i in ids]
+        unique = list(dict.fromkeys(wanted))
+        found: dict[int, Chunk] = {}
+        for start in range(0, len(unique), _SQL_BATCH):
+            part = unique[start:start + _SQL_BATCH]
+            sql = f"{self._CHUNK_SQL} WHERE c.id IN ({','.join('?' * len(part))})"
+            found.update((r[0], Chunk(*r)) for r in conn.execute(sql, part))
         return [found[i] for i in wanted if i in found]
 
     def iter_chunks(self) -> Iterator[Chunk]:
@@ -698,68 +722,59 @@ class Store:
         q = self._check_vectors(np.asarray(query).reshape(1, -1), 1, "search query")[0]
         if k <= 0:
             return []
-        with self._vec_lock:
-            ids, scores = self._fresh_vectors().search(q, k)
-        by_id = {c.id: c for c in self.chunks(ids.tolist())}
-        # A chunk deleted between the search and the lookup is simply left out.
-        return [Hit(by_id[i], float(s)) for i, s in zip(ids.tolist(), scores.tolist(), strict=True) if i in by_id]
+        # The index and the chunk lookup see one snapshot, so a concurrent delete cannot drop hits.
+        with self._vec_lock, self._read_txn() as conn:
+            ids, scores = self._fresh_vectors(conn).search(q, k)
+            by_id = {c.id: c for c in self._chunks(conn, ids.tolist())}
+        return [Hit(by_id[i], float(s)) for i, s in zip(ids.tolist(), scores.tolist(), strict=True)]
 
     def publish(self) -> None:
         """Writes vectors.faiss atomically, stamped with the current generation (a no-op when current)."""
         self._require_writer("publish")
-        with self._vec_lock:
-            vec = self._fresh_vectors()
-            stamp = {"generation": self._vec_gen, "max_id": self._vec_max_id, "uuid": self._settings["uuid"]}
-            if self._published_stamp() != (stamp["generation"], stamp["uuid"], vec.index_type, len(vec)):
-                vec.save(self.path / VECTORS_FILE, stamp)
+        path = self.path / VECTORS_FILE
+        with self._vec_lock, self._read_txn() as conn:
+            vec = self._fresh_vectors(conn)
+            # Skipped only when this instance loaded or wrote that very file at this generation.
+            if self._file_sig != (self._vec_gen, _file_identity(path)):
+                vec.save(path, {"generation": self._vec_gen, "max_id": self._vec_max_id,
+                                "uuid": self._settings["uuid"]})
+                self._file_sig = (self._vec_gen, _file_identity(path))
+            generation, count = self._vec_gen, len(vec)
         with self._write_txn() as conn:
             # The removal log only serves readers older than this file; trim it once it outgrows the data.
             removed = conn.execute("SELECT count(*) FROM removed_chunks").fetchone()[0]
-            if removed > max(10_000, len(vec)):
-                conn.execute("DELETE FROM removed_chunks WHERE generation <= ?", (stamp["generation"],))
-                conn.execute("UPDATE state SET log_floor = ?", (stamp["generation"],))
+            if removed > max(_REMOVAL_LOG_MIN, count):
+                conn.execute("DELETE FROM removed_chunks WHERE generation <= ?", (generation,))
+                conn.execute("UPDATE state SET log_floor = ?", (generation,))
 
-    def _published_stamp(self) -> tuple | None:
-        try:
-            with open(self.path / VECTORS_FILE, "rb") as fh:
-                fh.seek(-16, os.SEEK_END)
-                hlen, magic = struct.unpack("<Q8s", fh.read(16))
-                if magic != _MAGIC:
-                    return None
-                fh.seek(-16 - hlen, os.SEEK_END)
-                h = json.loads(fh.read(hlen))
-            return h["generation"], h["uuid"], h["index_type"], h["count"]
-        except (OSError, ValueError, KeyError, struct.error):
-            return None  # missing or damaged: publish() writes a new one
-
-    def _fresh_vectors(self) -> FaissVectors:
-        """The in-memory index at the current generation; caller holds _vec_lock."""
-        if self._vec is not None and self._vec_gen == self.generation:
+    def _fresh_vectors(self, conn: sqlite3.Connection) -> FaissVectors:
+        """The in-memory index at the generation of `conn`'s snapshot; the caller holds _vec_lock."""
+        generation, log_floor = conn.execute("SELECT generation, log_floor FROM state").fetchone()
+        if self._vec is not None and self._vec_gen == generation:
             return self._vec
         vec, self._vec = self._vec, None  # if refreshing fails half-way, the next call starts over
-        with self._read_txn() as conn:
-            generation, log_floor = conn.execute("SELECT generation, log_floor FROM state").fetchone()
-            settings = self._read_settings(conn)
-            count, max_id = conn.execute("SELECT count(*), coalesce(max(id), 0) FROM chunks").fetchone()
-            base = (vec, self._vec_gen, self._vec_max_id)
-            if vec is None or vec.index_type != settings["index_type"] or self._vec_gen < log_floor:
-                base = self._load_published(settings, generation, log_floor)
-            if base is None:
+        settings = self._read_settings(conn)
+        count, max_id = conn.execute("SELECT count(*), coalesce(max(id), 0) FROM chunks").fetchone()
+        base = (vec, self._vec_gen, self._vec_max_id)
+        if vec is None or vec.index_type != settings["index_type"] or self._vec_gen < log_floor:
+            base = self._load_published(settings, generation, log_floor)
+        if base is None:
+            vec = self._build(conn, settings)
+        else:
+            vec, base_gen, base_max = base
+            if base_gen != generation:
+                self._patch(conn, vec, base_gen, base_max)
+            if len(vec) != count:
+                log.warning("collection '%s': index has %d vectors, SQLite %d chunks; rebuilding from SQLite",
+                            self.name, len(vec), count)
                 vec = self._build(conn, settings)
-            else:
-                vec, base_gen, base_max = base
-                if base_gen != generation:
-                    self._patch(conn, vec, base_gen, base_max)
-                if len(vec) != count:
-                    log.warning("collection '%s': index has %d vectors, SQLite %d chunks; rebuilding from SQLite",
-                                self.name, len(vec), count)
-                    vec = self._build(conn, settings)
         self._vec, self._vec_gen, self._vec_max_id = vec, generation, max_id
         return vec
 
     def _load_published(self, settings: dict, generation: int, log_floor: int) -> tuple | None:
         path = self.path / VECTORS_FILE
         try:
+            identity = _file_identity(path)
             vec, stamp = FaissVectors.load(path)
         except FileNotFoundError:
             return None
@@ -771,6 +786,7 @@ class Store:
         if not usable:
             log.info("collection '%s': %s is stale; rebuilding from SQLite", self.name, path)
             return None
+        self._file_sig = (stamp["generation"], identity)
         return vec, stamp["generation"], stamp["max_id"]
 
     @staticmethod

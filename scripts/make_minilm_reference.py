@@ -88,7 +88,7 @@ def bench_chunks(count, target: int = 200, at_least: int = 128) -> list[str]:
     words = (ROOT / "sample_docs" / "UIDS-GIDS.md").read_text(encoding="utf-8").split()
     chunks, start = [], 0
     while start < len(words):
-        end = min(len(words), start + target // 2)
+        end = start + 1   # a single word over the target still makes a (long) chunk
         while end < len(words) and count(" ".join(words[start:end + 1])) <= target:
             end += 1
         chunks.append(" ".join(words[start:end]))

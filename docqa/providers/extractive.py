@@ -67,9 +67,10 @@ _SOFT_HYPHEN = re.compile(r"[\u00ad\ufffe][ \t]*(?:\r\n|\r|\n)?[ \t]*")  # pdfiu
 _CJK_LINE_BREAK = re.compile(f"(?<=[{_CJK}])[ \t]*(?:\r\n|\r|\n)[ \t]*(?=[{_CJK}])")
 _HYPHEN_BREAK = re.compile(r"(?<=\w-)[ \t]*(?:\r\n|\r|\n)[ \t]*(?=\w)")
 _SPACES = re.compile(r"\s+")
+_CITE_MARK = re.compile(r"\[\d{1,3}\]")
 _PAGE_OF = re.compile(r"\b\d+\s*/\s*\d+\s*$")
 _DOT_LEADER = re.compile(r"(?:\.\s?){5,}")  # tables of contents
-_URL_BREAK = re.compile(r"(\S+[./])[ \t]*(?:\r\n|\r|\n)(?=[\w/#])")
+_URL_BREAK = re.compile(r"(\S+[./:])[ \t]*(?:\r\n|\r|\n)(?=[\w/#])")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,11 @@ class _Sentence:
     is_question: bool
     is_fragment: bool  # cut by the chunk boundary
     is_finished: bool  # ends with sentence punctuation
+    numeric: bool      # a third or more of its words are numbers
+
+    @property
+    def is_heading(self) -> bool:
+        return not self.is_finished and not self.is_fragment and self.units < 12
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -167,25 +173,24 @@ def _ends_sentence(para: str, m: re.Match) -> bool:
     if para[m.start()] in "。！？":
         return True
     after = para[m.end():].lstrip()
-    if after[:1].islower():
-        return False
     if m.group() == ".":
         word = _LAST_WORD.search(para, 0, m.start())
-        if word:
-            w = word.group(1).lstrip("([\"'“‘").lower()
-            if w in _ABBREVIATIONS or (w in _SOFT_ABBREVIATIONS and not after[:1].isupper()):
-                return False
-            if len(w) == 1 and w.isalpha():  # an initial: "J. Smith"
-                return False
-            line_start = max(para.rfind("\n", 0, word.start()), para.rfind("\r", 0, word.start())) + 1
-            if w.isdigit() and not para[line_start:word.start()].strip():  # "1." list marker
-                return False
-    return True
+        w = word.group(1).lstrip("([\"'“‘").lower() if word else ""
+        if w in _ABBREVIATIONS or (w in _SOFT_ABBREVIATIONS and not after[:1].isupper()):
+            return False
+        if len(w) == 1 and w.isalpha():  # an initial: "J. Smith"
+            return False
+        if w.isdigit() and not para[para.rfind("\n", 0, word.start()) + 1:word.start()].strip():
+            return False  # a "1." list marker at the start of a line
+        return True  # a sentence may start in lower case: "aptitude is a package manager."
+    # An ellipsis or "?!" followed by lower case continues the sentence: "what is Debian... what is Linux".
+    return not after[:1].islower()
 
 
 def _join_url(m: re.Match) -> str:
     # A URL wrapped at a dot or slash continues on the next line without a space.
-    return m.group(1) if ("://" in m.group(1) or "www." in m.group(1)) else m.group(0)
+    token = m.group(1)
+    return token if ("://" in token or "www." in token or token.endswith(("http:", "https:"))) else m.group(0)
 
 
 def _display(raw: str) -> str:
@@ -213,7 +218,7 @@ yes yet you your explain describe mean means meaning give show say way want need
 something thing things often
 """.split())
 _CJK_STOP_CHARS = frozenset("的了是在和与及或吗呢吧啊呀么什怎哪些个这那我你他她它们有就都也把被对从到为以于而之其")
-_CJK_STOP_BIGRAMS = frozenset("什么 怎么 怎样 如何 哪些 哪个 为什么 是否 可以 能否 一个 这个 那个 我们 你们 他们 它们 请问".split())
+_CJK_STOP_BIGRAMS = frozenset("什么 怎么 怎样 如何 哪些 哪个 是否 可以 能否 一个 这个 那个 我们 你们 他们 它们 请问".split())
 _ANAPHORA = frozenset("it its this that these those they them one ones first second third last other "
                       "another same former latter else more".split())
 _CJK_ANAPHORA = ("它", "这个", "那个", "这些", "那些", "其", "第一", "第二", "第三", "另一", "上述", "呢")
@@ -267,7 +272,21 @@ def _units(text: str) -> float:
 
 def _is_followup(question: str, terms: frozenset[str]) -> bool:
     words = {w.lower() for w in _LATIN.findall(question)}
-    return len(terms) <= 3 or bool(words & _ANAPHORA) or any(a in question for a in _CJK_ANAPHORA)
+    return len(terms) <= 2 or bool(words & _ANAPHORA) or any(a in question for a in _CJK_ANAPHORA)
+
+
+def _coverage(sentences: list[_Sentence], query: dict[str, float]) -> list[float]:
+    """Each sentence's share of the query's IDF-weighted words (IDF over these sentences), 0..1."""
+    df: dict[str, int] = {}
+    for s in sentences:
+        for t in s.terms & query.keys():
+            df[t] = df.get(t, 0) + 1
+    n = len(sentences)
+    weight = {t: w * _term_weight(t) * (math.log((n + 1) / (df.get(t, 0) + 0.5)) + 1)
+              for t, w in query.items()}
+    total = math.fsum(weight.values())  # fsum is exact, so set order cannot change a result
+    return [math.fsum(weight[t] for t in s.terms & query.keys()) / total if total else 0.0
+            for s in sentences]
 
 
 # --- the answerer -------------------------------------------------------------------------------
@@ -275,9 +294,19 @@ def _is_followup(question: str, terms: frozenset[str]) -> bool:
 _QUESTION_FACTOR = 0.3     # a sentence that asks is rarely the answer (FAQ headings match questions best)
 _SHORT_FACTOR = 0.6        # headings and captions: under 5 words
 _FRAGMENT_FACTOR = 0.8     # cut by the chunk boundary; its other half is in the neighbouring chunk
-_UNFINISHED_FACTOR = 0.6   # no closing punctuation: titles, headings, table cells
+_UNFINISHED_FACTOR = 0.6   # no closing punctuation: titles, table cells, list items
+_HEADING_FACTOR = 0.35     # unfinished and under 12 words: a heading names the topic, does not answer
+_NUMBERS_FACTOR = 0.5      # mostly numbers: tables, indexes, popularity lists
 _LONG_WORDS = 40           # longer sentences match more words by chance: scaled by sqrt(40 / words)
 _FOLLOWS_QUESTION = 0.25   # bonus share of a matching question for the sentence right after it (FAQs)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    sentences: list[_Sentence]
+    lexical: list[float]              # share of the question's weighted content words, 0..1
+    similarity: list[float] | None    # from the sentence scorer, when there is one
+    scores: list[float]               # the ranking score, priors and shape factors included
 
 
 class ExtractiveAnswerer:
@@ -289,7 +318,8 @@ class ExtractiveAnswerer:
     where `lexical` is the IDF-weighted share of the question's content words it contains (IDF over
     the candidate sentences, so words every sentence shares count little and words no sentence has
     count most), `similarity` comes from the optional `sentence_scorer` (similarity_weight is 0
-    without one) and `prior` is the chunk's retrieval score relative to the best hit.
+    without one) and `prior` is the chunk's retrieval score relative to the best hit. Questions,
+    headings, fragments cut by a chunk boundary and very long sentences are scaled down.
 
     The question is declined (answered=False, the closest sources listed) when any check fails:
     - min_dense: the best hit's `.dense` cosine is below it (skipped when hits carry no `.dense`;
@@ -306,7 +336,7 @@ class ExtractiveAnswerer:
                  min_overlap: float = 0.25, min_similarity: float = 0.5,
                  sentence_scorer: SentenceScorer | None = None, prior_weight: float = 0.2,
                  similarity_weight: float = 0.35, history_weight: float = 0.5,
-                 max_sentences: int = 4, max_words: int = 120, keep_ratio: float = 0.4,
+                 max_sentences: int = 4, max_words: int = 120, keep_ratio: float = 0.6,
                  max_closest: int = 3) -> None:
         self.min_dense = min_dense
         self.min_bm25 = min_bm25
@@ -324,28 +354,43 @@ class ExtractiveAnswerer:
     def answer(self, question: str, hits: Sequence[ScoredHitLike],
                history: Sequence[dict] = ()) -> ExtractiveResult:
         """The quoted answer with citations, or a plain decline naming the closest sources."""
-        usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        scored = self._score(question, hits, history)
+        evidence = self._evidence(hits, scored)
+        picked = [] if evidence["reasons"] else self._pick(scored)
+        if not picked:
+            if not evidence["reasons"]:
+                evidence["reasons"].append("no sentence supports an answer")
+            text, citations = self._closest(hits, scored)
+            return ExtractiveResult(text, False, citations, _usage(), evidence)
+        text, citations = _compose(hits, scored.sentences, picked)
+        return ExtractiveResult(text, True, citations, _usage(), evidence)
+
+    def decline(self, hits: Sequence[ScoredHitLike], question: str = "",
+                history: Sequence[dict] = ()) -> ExtractiveResult:
+        """The decline text listing the closest sources (quoting each one's best sentence)."""
+        scored = self._score(question, hits, history)
+        text, citations = self._closest(hits, scored)
+        return ExtractiveResult(text, False, citations, _usage(), self._evidence(hits, scored))
+
+    def weak_reasons(self, hits: Sequence[ScoredHitLike]) -> list[str]:
+        """Why the retrieval scores alone (dense, BM25) are too weak to answer from; [] when they are not."""
+        return self._evidence(hits, None)["reasons"]
+
+    def _score(self, question: str, hits: Sequence[ScoredHitLike], history: Sequence[dict]) -> _Scored:
         sentences = [s for rank, hit in enumerate(hits) for s in _sentences(rank, hit.chunk)]
         q_terms = content_terms(question)
-        query = dict.fromkeys(q_terms, 1.0)
+        lexical = _coverage(sentences, dict.fromkeys(q_terms, 1.0))
         scorer_query = question
         last_user = next((m.get("content") for m in reversed(history)
                           if isinstance(m, dict) and m.get("role") == "user"), None)
+        # Only a follow-up ("and the second one?") borrows the words of the previous question, at a
+        # lower weight, and only where that raises a sentence's coverage.
         if isinstance(last_user, str) and _is_followup(question, q_terms):
-            for t in content_terms(last_user) - q_terms:
-                query[t] = self.history_weight
+            query = dict.fromkeys(q_terms, 1.0)
+            query.update(dict.fromkeys(content_terms(last_user) - q_terms, self.history_weight))
+            lexical = [max(a, b) for a, b in zip(lexical, _coverage(sentences, query), strict=True)]
             scorer_query = f"{last_user}\n{question}"
-
-        df: dict[str, int] = {}
-        for s in sentences:
-            for t in s.terms & query.keys():
-                df[t] = df.get(t, 0) + 1
         n = len(sentences)
-        weight = {t: w * _term_weight(t) * (math.log((n + 1) / (df.get(t, 0) + 0.5)) + 1)
-                  for t, w in query.items()}
-        total = math.fsum(weight.values())
-        lexical = [math.fsum(weight[t] for t in s.terms & query.keys()) / total if total else 0.0
-                   for s in sentences]
 
         similarity: list[float] | None = None
         if self.sentence_scorer is not None and sentences:
@@ -354,19 +399,7 @@ class ExtractiveAnswerer:
                 raise DocqaError(f"The sentence scorer returned {len(similarity)} scores for {n} "
                                  f"sentences: it must return one per sentence.", status=500,
                                  code="bad_sentence_scorer")
-        scores = self._scores(hits, sentences, lexical, similarity)
-
-        evidence = self._evidence(hits, lexical, similarity)
-        support = [lexical[i] > 0 or (similarity is not None and similarity[i] >= self.min_similarity)
-                   or _follows_match(sentences, lexical, i) for i in range(n)]
-        picked = [] if evidence["reasons"] else self._pick(sentences, scores, support)
-        if not picked:
-            if not evidence["reasons"]:
-                evidence["reasons"].append("no sentence supports an answer")
-            text, citations = self._decline(hits, sentences, scores)
-            return ExtractiveResult(text, False, citations, usage, evidence)
-        text, citations = _compose(hits, sentences, picked)
-        return ExtractiveResult(text, True, citations, usage, evidence)
+        return _Scored(sentences, lexical, similarity, self._scores(hits, sentences, lexical, similarity))
 
     def _scores(self, hits: Sequence[ScoredHitLike], sentences: list[_Sentence], lexical: list[float],
                 similarity: list[float] | None) -> list[float]:
@@ -380,7 +413,9 @@ class ExtractiveAnswerer:
         lex_w = 1.0 - self.prior_weight - sim_w
         scores = []
         for i, s in enumerate(sentences):
-            lex = lexical[i] + (_FOLLOWS_QUESTION * lexical[i - 1] if _follows_match(sentences, lexical, i) else 0.0)
+            lex = lexical[i]
+            if _follows_match(sentences, lexical, i):
+                lex += _FOLLOWS_QUESTION * lexical[i - 1]
             score = lex_w * min(lex, 1.0) + self.prior_weight * prior[s.rank]
             if similarity is not None:
                 score += sim_w * max(similarity[i], 0.0)
@@ -390,41 +425,60 @@ class ExtractiveAnswerer:
                 score *= _SHORT_FACTOR
             if s.is_fragment:
                 score *= _FRAGMENT_FACTOR
+            elif s.is_heading:
+                score *= _HEADING_FACTOR
             elif not s.is_finished:
                 score *= _UNFINISHED_FACTOR
+            if s.numeric:
+                score *= _NUMBERS_FACTOR
             if s.units > _LONG_WORDS:
                 score *= math.sqrt(_LONG_WORDS / s.units)
             scores.append(score)
         return scores
 
-    def _evidence(self, hits: Sequence[ScoredHitLike], lexical: list[float],
-                  similarity: list[float] | None) -> dict:
-        dense = [d for d in (getattr(h, "dense", None) for h in hits) if d is not None]
-        bm25 = [b for b in (getattr(h, "bm25", None) for h in hits) if b is not None]
-        ev = {"best_dense": max(dense, default=None), "best_bm25": max(bm25, default=None),
-              "best_overlap": max(lexical, default=0.0),
-              "best_similarity": max(similarity, default=None) if similarity is not None else None,
-              "reasons": []}
+    def _evidence(self, hits: Sequence[ScoredHitLike], scored: _Scored | None) -> dict:
+        """The measures behind the decline decision; `reasons` is empty when the evidence is strong."""
+        dense = [float(d) for d in (getattr(h, "dense", None) for h in hits) if d is not None]
+        bm25 = [float(b) for b in (getattr(h, "bm25", None) for h in hits) if b is not None]
+        ev: dict = {"best_dense": max(dense, default=None), "best_bm25": max(bm25, default=None),
+                    "best_overlap": None, "best_similarity": None, "reasons": []}
+        reasons = ev["reasons"]
         if not hits:
-            ev["reasons"].append("no sources were retrieved")
-        elif not lexical:
-            ev["reasons"].append("the sources have no text")
+            reasons.append("no sources were retrieved")
         if self.min_dense is not None and ev["best_dense"] is not None and ev["best_dense"] < self.min_dense:
-            ev["reasons"].append(f"best dense similarity {ev['best_dense']:.3f} < {self.min_dense}")
+            reasons.append(f"best dense similarity {ev['best_dense']:.3f} < {self.min_dense}")
         if self.min_bm25 is not None and ev["best_bm25"] is not None and ev["best_bm25"] < self.min_bm25:
-            ev["reasons"].append(f"best BM25 score {ev['best_bm25']:.3f} < {self.min_bm25}")
+            reasons.append(f"best BM25 score {ev['best_bm25']:.3f} < {self.min_bm25}")
+        if scored is None:
+            return ev
+        if hits and not scored.sentences:
+            reasons.append("the sources have no text")
+        ev["best_overlap"] = max(scored.lexical, default=0.0)
+        if scored.similarity is not None:
+            ev["best_similarity"] = max(scored.similarity, default=None)
         similar = ev["best_similarity"] is not None and ev["best_similarity"] >= self.min_similarity
-        if lexical and ev["best_overlap"] < self.min_overlap and not similar:
-            ev["reasons"].append(f"best sentence overlap {ev['best_overlap']:.3f} < {self.min_overlap}")
+        if scored.sentences and ev["best_overlap"] < self.min_overlap and not similar:
+            reasons.append(f"best sentence overlap {ev['best_overlap']:.3f} < {self.min_overlap}")
         return ev
 
-    def _pick(self, sentences: list[_Sentence], scores: list[float], support: list[bool]) -> list[int]:
-        order = sorted((i for i in range(len(sentences)) if support[i] and not sentences[i].is_question),
+    def _pick(self, scored: _Scored) -> list[int]:
+        """Indexes of the sentences to quote, best first: near-duplicates skipped, within max_words."""
+        sentences, scores = scored.sentences, scored.scores
+
+        def supported(i: int) -> bool:
+            if sentences[i].is_question:
+                return False  # quoting a question back is no answer
+            return (scored.lexical[i] > 0 or _follows_match(sentences, scored.lexical, i)
+                    or (scored.similarity is not None and scored.similarity[i] >= self.min_similarity))
+
+        order = sorted(filter(supported, range(len(sentences))),
                        key=lambda i: (-scores[i], sentences[i].rank, sentences[i].start))
         picked: list[int] = []
         units = 0.0
         for i in order:
-            if len(picked) == self.max_sentences or (picked and scores[i] < self.keep_ratio * scores[picked[0]]):
+            if len(picked) == self.max_sentences:
+                break
+            if picked and scores[i] < self.keep_ratio * scores[picked[0]]:
                 break
             s = sentences[i]
             if any(_near_duplicate(s, sentences[j]) for j in picked):
@@ -435,12 +489,12 @@ class ExtractiveAnswerer:
             units += s.units
         return picked
 
-    def _decline(self, hits: Sequence[ScoredHitLike], sentences: list[_Sentence],
-                 scores: list[float]) -> tuple[str, list[Citation]]:
+    def _closest(self, hits: Sequence[ScoredHitLike], scored: _Scored) -> tuple[str, list[Citation]]:
+        """The decline text and the top-ranked sources, each quoted by its best sentence."""
         best: dict[int, int] = {}
-        for i, s in enumerate(sentences):
+        for i, s in enumerate(scored.sentences):
             j = best.get(s.rank)
-            if j is None or (s.is_question, -scores[i]) < (sentences[j].is_question, -scores[j]):
+            if j is None or _closest_key(scored, i) < _closest_key(scored, j):
                 best[s.rank] = i
         citations: list[Citation] = []
         seen = set()
@@ -449,7 +503,7 @@ class ExtractiveAnswerer:
             if (c.doc, c.page_start, c.page_end, c.text) in seen:
                 continue
             seen.add((c.doc, c.page_start, c.page_end, c.text))
-            s = sentences[best[rank]]
+            s = scored.sentences[best[rank]]
             citations.append(Citation(len(citations) + 1, c.doc, c.page_start, c.page_end,
                                       float(hits[rank].score), c.text[s.start:s.end]))
             if len(citations) == self.max_closest:
@@ -458,6 +512,33 @@ class ExtractiveAnswerer:
             return NO_ANSWER, []
         listed = ", ".join(f"[{c.n}] {c.document} {_pages(c.page_start, c.page_end)}" for c in citations)
         return f"{NO_ANSWER} The closest sources are: {listed}.", citations
+
+
+def _closest_key(scored: _Scored, i: int) -> tuple:
+    s = scored.sentences[i]
+    return (s.is_question, -scored.scores[i], s.start)  # a source's best sentence, questions last
+
+
+def evidence_is_weak(hits: Sequence[ScoredHitLike]) -> bool:
+    """Whether the hits' retrieval scores are too weak to answer from, at the default thresholds."""
+    return bool(ExtractiveAnswerer().weak_reasons(hits))
+
+
+def best_quote(chunk_text: str, answer_text: str) -> str:
+    """The sentence of `chunk_text` (an exact substring) sharing the most content words with `answer_text`."""
+    spans = split_sentences(chunk_text)
+    if not spans:
+        return chunk_text.strip()
+    wanted = content_terms(_CITE_MARK.sub(" ", answer_text))
+
+    def overlap(span: tuple[int, int]) -> float:
+        return math.fsum(_term_weight(t) for t in content_terms(chunk_text[span[0]:span[1]]) & wanted)
+
+    return chunk_text[slice(*max(spans, key=lambda sp: (overlap(sp), -sp[0])))]
+
+
+def _usage() -> dict:
+    return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
 
 def _sentences(rank: int, chunk: Chunk) -> list[_Sentence]:
@@ -469,19 +550,23 @@ def _sentences(rank: int, chunk: Chunk) -> list[_Sentence]:
         first, last = index == 0, index == len(spans) - 1
         finished = bool(_FINISHED.search(text))
         fragment = (first and text[:1].islower()) or (last and not finished)
+        words = _LATIN.findall(text)
         out.append(_Sentence(rank=rank, index=index, start=start, end=end, text=text,
                              terms=content_terms(text), key=re.sub(r"[\W_]+", "", text.casefold()),
-                             units=_units(text), is_question=text.rstrip("\"'”’)」』） ").endswith(("?", "？")),
-                             is_fragment=fragment, is_finished=finished))
+                             units=_units(text),
+                             is_question=text.rstrip("\"'”’)」』） ").endswith(("?", "？")),
+                             is_fragment=fragment, is_finished=finished,
+                             numeric=len(words) >= 6 and 3 * sum(w.isdigit() for w in words) >= len(words)))
     return out
 
 
 def _follows_match(sentences: list[_Sentence], lexical: list[float], i: int) -> bool:
-    """Whether sentence i comes right after a question in its chunk that matches the asked one well."""
+    """Whether sentence i comes right after a question or heading in its chunk matching the asked one well."""
     if i == 0:
         return False
     prev, s = sentences[i - 1], sentences[i]
-    return prev.rank == s.rank and prev.is_question and not s.is_question and lexical[i - 1] >= 0.5
+    return (prev.rank == s.rank and (prev.is_question or prev.is_heading) and not s.is_question
+            and not s.is_heading and lexical[i - 1] >= 0.5)
 
 
 def _near_duplicate(a: _Sentence, b: _Sentence) -> bool:

@@ -1,20 +1,32 @@
-"""Build the all-MiniLM-L6-v2 ONNX graph (BERT encoder + mean pooling + L2 normalise) from safetensors."""
+"""Build all-MiniLM-L6-v2 as one ONNX graph (BERT encoder, mean pooling, L2 normalise) from safetensors.
+
+The graph uses onnxruntime's fused CPU kernels (com.microsoft Attention, SkipLayerNormalization,
+BiasGelu) directly rather than relying on the transformers optimizer to find them: measured on this
+project's 2-core box, fused fp32 took 89 CPU-ms per 200-word-piece chunk against 93 for plain ONNX
+ops, and dynamic int8 of the fused graph 54 (the plain graph quantized also loses more accuracy,
+because its Q/K/V projections get quantized too).
+"""
 from __future__ import annotations
 
-import math
+import json
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-# Bump when the graph built below changes, so cached graphs from older code are never reused.
+# Bump whenever the graph built here changes: it is part of the cache file name, so graphs built
+# by older code are never loaded.
 GRAPH_VERSION = 1
+MODES = ("int8", "exact")
 OPSET = 17          # LayerNormalization is a standard op from 17 on
-IR_VERSION = 8      # the IR version that goes with opset 17; newer onnx would stamp one ORT may not read
+IR_VERSION = 8      # the IR version of opset 17; newer onnx stamps versions older onnxruntimes refuse
 
 
 @dataclass(frozen=True)
 class BertShape:
-    """The few numbers of a BERT config.json the graph depends on."""
+    """The numbers of a BERT config.json the graph depends on."""
 
     layers: int
     hidden: int
@@ -35,7 +47,7 @@ class BertShape:
 
 
 class _Graph:
-    """Accumulates nodes and initializers with unique names."""
+    """Accumulates nodes and initializers under unique names."""
 
     def __init__(self) -> None:
         self.nodes: list = []
@@ -48,19 +60,20 @@ class _Graph:
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], *, domain: str = "", name: str = "", **attrs) -> str:
-        """Append one node; returns its (single) output's name. `name` is for the weight-bearing nodes."""
+    def op(self, op_type: str, inputs: list[str], *, name: str = "", domain: str = "", **attrs) -> str:
+        """Append one node; returns the name of its output."""
         from onnx import helper
 
         self._n += 1
         node_name = name or f"{op_type}_{self._n}"
         output = f"{node_name}_out"
-        self.nodes.append(helper.make_node(op_type, inputs, [output], name=node_name, domain=domain or None, **attrs))
+        self.nodes.append(helper.make_node(op_type, inputs, [output], name=node_name,
+                                           domain=domain or None, **attrs))
         return output
 
 
-def build_model(weights: dict[str, np.ndarray], config: dict, *, fused: bool = True):
-    """An fp32 onnx.ModelProto: (input_ids, attention_mask) int64 [batch, seq] -> embeddings [batch, hidden]."""
+def build_model(weights: dict[str, np.ndarray], config: dict):
+    """fp32 onnx.ModelProto: input_ids, attention_mask int64 [batch, seq] -> embeddings float32 [batch, hidden]."""
     from onnx import TensorProto, helper
 
     shape = BertShape.from_config(config)
@@ -69,55 +82,48 @@ def build_model(weights: dict[str, np.ndarray], config: dict, *, fused: bool = T
     def W(name: str) -> np.ndarray:
         return np.asarray(weights[name], dtype=np.float32)
 
-    # Embeddings. token_type_ids are always 0 for a single sentence, so that row is folded into
-    # the position table; the sum order differs from Hugging Face's only by fp32 rounding.
+    def T(name: str) -> np.ndarray:
+        # torch Linear stores (out, in); MatMul wants (in, out)
+        return np.ascontiguousarray(W(name).T)
+
+    # token_type_ids are always 0 for one sentence, so that row is folded into the position table.
     pos_table = W("embeddings.position_embeddings.weight") + W("embeddings.token_type_embeddings.weight")[0]
-    seq_len_1d = g.op("Shape", ["input_ids"], start=1, end=2)
-    zero_1d = g.const("zero_1d", np.array([0], np.int64))
-    positions = g.op("Slice", [g.const("pos_table", pos_table), zero_1d, seq_len_1d, zero_1d])
+    seq_len = g.op("Shape", ["input_ids"], start=1, end=2)
+    zero = g.const("zero_1d", np.array([0], np.int64))
+    positions = g.op("Slice", [g.const("pos_table", pos_table), zero, seq_len, zero])
     words = g.op("Gather", [g.const("word_table", W("embeddings.word_embeddings.weight")), "input_ids"], axis=0)
-    x = g.op("LayerNormalization", [g.op("Add", [words, positions]),
-                                    g.const("emb_ln_w", W("embeddings.LayerNorm.weight")),
-                                    g.const("emb_ln_b", W("embeddings.LayerNorm.bias"))],
-             axis=-1, epsilon=shape.eps)
+    x = g.op("LayerNormalization", [g.op("Add", [words, positions]), g.const("emb_ln_w", W("embeddings.LayerNorm.weight")),
+                                    g.const("emb_ln_b", W("embeddings.LayerNorm.bias"))], axis=-1, epsilon=shape.eps)
 
     mask_f = g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
-    if fused:
-        mask_i32 = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
-    else:
-        # (1 - mask) * -10000 broadcast over heads and query positions, as Hugging Face BERT does.
-        mask_4d = g.op("Unsqueeze", [mask_f, g.const("axes12", np.array([1, 2], np.int64))])
-        mask_bias = g.op("Mul", [g.op("Sub", [g.const("one_f", np.array(1.0, np.float32)), mask_4d]),
-                                 g.const("neg_big", np.array(-10000.0, np.float32))])
-
-    head_dim = shape.hidden // shape.heads
-    scale = 1.0 / math.sqrt(head_dim)
+    mask_i32 = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)   # Attention's raw (batch, seq) mask
     for i in range(shape.layers):
         p = f"encoder.layer.{i}."
-        if fused:
-            qkv_w = np.concatenate([W(p + f"attention.self.{n}.weight").T for n in ("query", "key", "value")], axis=1)
-            qkv_b = np.concatenate([W(p + f"attention.self.{n}.bias") for n in ("query", "key", "value")])
-            ctx = g.op("Attention", [x, g.const(f"l{i}_qkv_w", qkv_w), g.const(f"l{i}_qkv_b", qkv_b), mask_i32],
-                       domain="com.microsoft", num_heads=shape.heads, name=f"l{i}_attention")
-        else:
-            ctx = _plain_attention(g, x, mask_bias, W, p, i, shape, scale)
-        attn_out = g.op("MatMul", [ctx, g.const(f"l{i}_ao_w", W(p + "attention.output.dense.weight").T)], name=f"l{i}_ao")
-        x = _add_norm(g, attn_out, x, W(p + "attention.output.dense.bias"),
-                      W(p + "attention.output.LayerNorm.weight"), W(p + "attention.output.LayerNorm.bias"),
-                      f"l{i}_aln", shape.eps, fused)
-        h = g.op("MatMul", [x, g.const(f"l{i}_ff1_w", W(p + "intermediate.dense.weight").T)], name=f"l{i}_ff1")
-        h = _bias_gelu(g, h, g.const(f"l{i}_ff1_b", W(p + "intermediate.dense.bias")), fused)
-        h = g.op("MatMul", [h, g.const(f"l{i}_ff2_w", W(p + "output.dense.weight").T)], name=f"l{i}_ff2")
-        x = _add_norm(g, h, x, W(p + "output.dense.bias"), W(p + "output.LayerNorm.weight"),
-                      W(p + "output.LayerNorm.bias"), f"l{i}_oln", shape.eps, fused)
+        qkv_w = np.concatenate([T(p + f"attention.self.{n}.weight") for n in ("query", "key", "value")], axis=1)
+        qkv_b = np.concatenate([W(p + f"attention.self.{n}.bias") for n in ("query", "key", "value")])
+        ctx = g.op("Attention", [x, g.const(f"l{i}_qkv_w", qkv_w), g.const(f"l{i}_qkv_b", qkv_b), mask_i32],
+                   name=f"l{i}_attention", domain="com.microsoft", num_heads=shape.heads)
+        y = g.op("MatMul", [ctx, g.const(f"l{i}_ao_w", T(p + "attention.output.dense.weight"))], name=f"l{i}_ao")
+        x = g.op("SkipLayerNormalization", [y, x, g.const(f"l{i}_aln_w", W(p + "attention.output.LayerNorm.weight")),
+                                            g.const(f"l{i}_aln_b", W(p + "attention.output.LayerNorm.bias")),
+                                            g.const(f"l{i}_ao_b", W(p + "attention.output.dense.bias"))],
+                 domain="com.microsoft", epsilon=shape.eps)
+        h = g.op("MatMul", [x, g.const(f"l{i}_ff1_w", T(p + "intermediate.dense.weight"))], name=f"l{i}_ff1")
+        # BiasGelu is the exact erf GELU that BERT's "gelu" means (not the tanh approximation).
+        h = g.op("BiasGelu", [h, g.const(f"l{i}_ff1_b", W(p + "intermediate.dense.bias"))], domain="com.microsoft")
+        y = g.op("MatMul", [h, g.const(f"l{i}_ff2_w", T(p + "output.dense.weight"))], name=f"l{i}_ff2")
+        x = g.op("SkipLayerNormalization", [y, x, g.const(f"l{i}_oln_w", W(p + "output.LayerNorm.weight")),
+                                            g.const(f"l{i}_oln_b", W(p + "output.LayerNorm.bias")),
+                                            g.const(f"l{i}_ff2_b", W(p + "output.dense.bias"))],
+                 domain="com.microsoft", epsilon=shape.eps)
 
-    # Mean pooling over real tokens, then L2 normalisation (sentence-transformers' Pooling + Normalize).
-    mask_3d = g.op("Unsqueeze", [mask_f, g.const("axes2", np.array([2], np.int64))])
-    axis1 = g.const("axis1", np.array([1], np.int64))
-    summed = g.op("ReduceSum", [g.op("Mul", [x, mask_3d]), axis1], keepdims=0)
-    count = g.op("Max", [g.op("ReduceSum", [mask_3d, axis1], keepdims=0), g.const("eps_count", np.array(1e-9, np.float32))])
+    # sentence-transformers' Pooling(mean) and Normalize(), with their epsilons.
+    mask_3d = g.op("Unsqueeze", [mask_f, g.const("axes_2", np.array([2], np.int64))])
+    axis_1 = g.const("axes_1", np.array([1], np.int64))
+    summed = g.op("ReduceSum", [g.op("Mul", [x, mask_3d]), axis_1], keepdims=0)
+    count = g.op("Max", [g.op("ReduceSum", [mask_3d, axis_1], keepdims=0), g.const("eps_count", np.array(1e-9, np.float32))])
     mean = g.op("Div", [summed, count])
-    norm = g.op("ReduceL2", [mean], axes=[-1], keepdims=1)  # axes is an attribute until opset 18
+    norm = g.op("ReduceL2", [mean], axes=[-1], keepdims=1)   # axes is an attribute until opset 18
     norm = g.op("Max", [norm, g.const("eps_norm", np.array(1e-12, np.float32))])
     g.nodes.append(helper.make_node("Div", [mean, norm], ["embeddings"], name="normalize"))
 
@@ -127,47 +133,49 @@ def build_model(weights: dict[str, np.ndarray], config: dict, *, fused: bool = T
                 helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
         outputs=[helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", shape.hidden])],
         initializer=g.initializers)
-    opsets = [helper.make_opsetid("", OPSET)]
-    if fused:
-        opsets.append(helper.make_opsetid("com.microsoft", 1))
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="docqa")
+    model = helper.make_model(graph, producer_name="docqa", opset_imports=[
+        helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)])
     model.ir_version = IR_VERSION
     return model
 
 
-def _plain_attention(g: _Graph, x: str, mask_bias: str, W, p: str, i: int, shape: BertShape, scale: float) -> str:
-    """Self-attention from standard ONNX ops; the 1/sqrt(d) scale is folded into the query weights."""
-    split = g.const(f"l{i}_heads_shape", np.array([0, 0, shape.heads, shape.hidden // shape.heads], np.int64))
+def quantize_int8(model, dest: Path) -> None:
+    """Write `model` to `dest` with its weight MatMuls dynamically quantized (int8 weights, per channel)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    def project(name: str, factor: float) -> str:
-        y = g.op("Add", [g.op("MatMul", [x, g.const(f"l{i}_{name}_w", W(p + f"attention.self.{name}.weight").T * factor)],
-                              name=f"l{i}_{name}"),
-                         g.const(f"l{i}_{name}_b", W(p + f"attention.self.{name}.bias") * factor)])
-        return g.op("Reshape", [y, split])
-
-    q = g.op("Transpose", [project("query", scale)], perm=[0, 2, 1, 3])
-    k = g.op("Transpose", [project("key", 1.0)], perm=[0, 2, 3, 1])
-    v = g.op("Transpose", [project("value", 1.0)], perm=[0, 2, 1, 3])
-    probs = g.op("Softmax", [g.op("Add", [g.op("MatMul", [q, k]), mask_bias])], axis=-1)
-    ctx = g.op("Transpose", [g.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
-    return g.op("Reshape", [ctx, g.const(f"l{i}_merge_shape", np.array([0, 0, shape.hidden], np.int64))])
+    # The graph is built already fused, which is what ORT's quantization pre-processing would do;
+    # marking it so keeps quantize_dynamic from logging a warning through the root logger.
+    onnx.helper.set_model_props(model, {"onnx.quant.pre_process": "onnxruntime.quant"})
+    # Only MatMul: the Attention op keeps Q/K/V in fp32 (quantizing them too cost accuracy and,
+    # as QAttention, speed), and an int8 embedding table (Gather) cost accuracy for no speed.
+    quantize_dynamic(model, dest, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8, per_channel=True,
+                     # shape inference cannot see through com.microsoft ops; everything here is float
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
-def _add_norm(g: _Graph, y: str, residual: str, bias: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
-              name: str, eps: float, fused: bool) -> str:
-    """LayerNorm(y + bias + residual)."""
-    b, gm, bt = g.const(name + "_bias", bias), g.const(name + "_w", gamma), g.const(name + "_b", beta)
-    if fused:
-        return g.op("SkipLayerNormalization", [y, residual, gm, bt, b], domain="com.microsoft", epsilon=eps)
-    return g.op("LayerNormalization", [g.op("Add", [g.op("Add", [y, b]), residual]), gm, bt], axis=-1, epsilon=eps)
+def write_graph(model_dir: Path, mode: str, dest: Path) -> None:
+    """Build the graph for `mode` from the weights in `model_dir` and write it to `dest` atomically."""
+    import onnx
+    from safetensors.numpy import load_file
 
-
-def _bias_gelu(g: _Graph, y: str, bias: str, fused: bool) -> str:
-    """Exact (erf) GELU of y + bias, as BERT's "gelu" activation."""
-    if fused:
-        return g.op("BiasGelu", [y, bias], domain="com.microsoft")
-    z = g.op("Add", [y, bias])
-    erf = g.op("Erf", [g.op("Div", [z, g.const(f"{bias}_sqrt2", np.array(math.sqrt(2.0), np.float32))])])
-    half = g.const(f"{bias}_half", np.array(0.5, np.float32))
-    one = g.const(f"{bias}_one", np.array(1.0, np.float32))
-    return g.op("Mul", [g.op("Mul", [z, half]), g.op("Add", [erf, one])])
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    model = build_model(load_file(model_dir / "model.safetensors"), config)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # A temp file in the same directory then os.replace: readers (other workers) see the old file
+    # or the whole new one, never a partial write.
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if mode == "int8":
+            quantize_int8(model, tmp)
+        else:
+            onnx.save_model(model, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
