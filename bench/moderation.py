@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     moderator = LocalModerator()
     examples = load_examples()
-    for split in ("dev", "heldout", "heldout2"):
+    for split in ("dev", "heldout", "heldout2", "heldout3"):
         part = [e for e in examples if e["split"] == split]
         results = moderator.moderate([e["text"] for e in part])
         print_table(f"split: {split}", evaluate(part, results), len(part), args.markdown)

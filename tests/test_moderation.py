@@ -144,7 +144,7 @@ def test_labelled_set_is_well_formed():
     assert len({r["text"] for r in rows}) == len(rows), "duplicate texts"
     for r in rows:
         assert set(r) == {"text", "flagged", "categories", "source", "split"}
-        assert r["split"] in {"dev", "heldout", "heldout2"} and r["source"]
+        assert r["split"] in {"dev", "heldout", "heldout2", "heldout3"} and r["source"]
         assert set(r["categories"]) <= set(OPENAI_CATEGORIES)
         assert r["flagged"] == bool(r["categories"])
         # A subcategory's label carries its parent, as the classifier's scores do.

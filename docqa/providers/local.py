@@ -35,8 +35,9 @@ def gflops(tokens_per_second: float) -> float:
     return tokens_per_second * FLOP_PER_TOKEN / 1e9
 
 
-def model_dir(package: str = MODEL_PACKAGE) -> Path:
+def model_dir(package: str | None = None) -> Path:
     """The packaged model directory; ModelMissing naming the install command when it is absent."""
+    package = package or MODEL_PACKAGE
     spec = importlib.util.find_spec(package)
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     for location in locations:

@@ -169,6 +169,7 @@ def write_graph(model_dir: Path, mode: str, dest: Path) -> None:
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o644)   # mkstemp makes it private; a shared DOCQA_MODEL_CACHE must be readable
     try:
         if mode == "int8":
             quantize_int8(model, tmp)
