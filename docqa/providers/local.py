@@ -28,6 +28,7 @@ MAX_SEQUENCE = 256          # sentence-transformers' max_seq_length, [CLS] and [
 # FLOPs of one word piece through the encoder: 2 x 10.6M encoder weights plus attention over a
 # ~200-word-piece sequence. Embedding lookups are not FLOPs.
 FLOP_PER_TOKEN = 24e6
+PAD_SLACK = 64              # word pieces of padding a batch may always carry (a run costs ~that much)
 
 
 def gflops(tokens_per_second: float) -> float:
@@ -135,11 +136,8 @@ class MiniLMEmbedder:
     def _run(self, ids: list[list[int]]) -> np.ndarray:
         session = self._inference()
         out = np.empty((len(ids), self.dim), np.float32)
-        # Batches of similar length waste little work on padding; results go back in input order.
-        order = np.argsort([len(row) for row in ids], kind="stable")
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            width = max(len(ids[r]) for r in rows)
+        for rows in self._batches([len(row) for row in ids]):
+            width = len(ids[rows[-1]])
             input_ids = np.zeros((len(rows), width), np.int64)   # 0 is [PAD]
             mask = np.zeros((len(rows), width), np.int64)
             for j, r in enumerate(rows):
@@ -147,6 +145,24 @@ class MiniLMEmbedder:
                 mask[j, :len(ids[r])] = 1
             out[rows] = session.run(["embeddings"], {"input_ids": input_ids, "attention_mask": mask})[0]
         return out
+
+    def _batches(self, lengths: list[int]) -> list[list[int]]:
+        """Indices grouped into batches of similar length, shortest first; results go back by index."""
+        batches: list[list[int]] = []
+        rows: list[int] = []
+        real = 0
+        for i in np.argsort(lengths, kind="stable").tolist():
+            # Every text in a batch is padded to its longest, and padding costs as much as real
+            # word pieces: close a batch early rather than let padding pass a quarter of its work.
+            padding = (len(rows) + 1) * lengths[i] - (real + lengths[i])
+            if rows and (len(rows) == self.batch_size or padding > max(PAD_SLACK, (real + lengths[i]) // 4)):
+                batches.append(rows)
+                rows, real = [], 0
+            rows.append(i)
+            real += lengths[i]
+        if rows:
+            batches.append(rows)
+        return batches
 
     def _tokens(self):
         if self._tokenizer is None:

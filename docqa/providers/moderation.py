@@ -526,7 +526,7 @@ _CONTRACTIONS: tuple[tuple[str, str], ...] = (
 # start with a letter or symbol so "12yo", "-9" and version numbers keep their digits.
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s",
                        "!": "i"})
-_LEET_WORD = re.compile(r"(?<![\w./-])[a-z@$][\w@$!]*[0-9@$!][\w@$!]*[a-z][\w@$!]*")
+_LEET_WORD = r"(?<![\w./-])[a-z@$][\w@$!]*[0-9@$!][\w@$!]*[a-z][\w@$!]*"
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"))
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "`": "'", "\u00b4": "'",
                          "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"',
@@ -536,7 +536,7 @@ _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "`": "'", 
 def normalize(text: str) -> str:
     """Lower-cased NFKC text with straight quotes, expanded contractions and de-leeted words."""
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).translate(_QUOTES).lower()
-    text = _LEET_WORD.sub(lambda m: m.group(0).translate(_LEET), text)
+    text = _engine().leet_word.sub(lambda m: m.group(0).translate(_LEET), text)
     for pattern, replacement in _engine().contractions:
         text = pattern.sub(replacement, text)
     return re.sub(r"\s+", " ", text).strip()
@@ -546,6 +546,7 @@ def normalize(text: str) -> str:
 class _Engine:
     rules: tuple[tuple[Rule, re.Pattern[str], re.Pattern[str] | None], ...]
     contractions: tuple[tuple[re.Pattern[str], str], ...]
+    leet_word: re.Pattern[str]
     context: re.Pattern[str]
     frame: re.Pattern[str]
     first_person: re.Pattern[str]
@@ -557,6 +558,7 @@ def _engine() -> _Engine:
     return _Engine(
         rules=tuple((r, re.compile(r.pattern), re.compile(r.unless) if r.unless else None) for r in RULES),
         contractions=tuple((re.compile(p), r) for p, r in _CONTRACTIONS),
+        leet_word=re.compile(_LEET_WORD),
         context=re.compile(_CONTEXT), frame=re.compile(_REPORT_FRAME),
         first_person=re.compile(r"\b(?:i|me|my|myself)\b|我"))
 

@@ -1,0 +1,205 @@
+"""Pages of one document -> token-sized, overlapping chunks cut at paragraph, sentence or word ends."""
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from docqa import tokens
+from docqa.errors import DocqaError
+from docqa.types import Chunk, Page
+
+PAGE_SEPARATOR = "\n\n"
+
+# Where a cut may go, best first. Each match ends where the next unit (paragraph, sentence, line,
+# clause, word) begins; the whitespace before it is stripped from the chunk that ends there.
+_CUTS = (
+    re.compile(r"\n[^\S\n]*\n\s*|\f\s*"),                        # paragraph end (blank line, page break)
+    # Western sentence end: punctuation after a word (not a ". . ." dot leader), then space, then no
+    # lowercase word ("e.g. the"); or a CJK one, which needs no space.
+    re.compile(r"(?<![\s.])[.!?…]+['\"”’)\]]*\s++(?![a-z])|[。！？；｡．][”’」』）》】\"']*\s*"),
+    re.compile(r"\n\s*"),                                         # line end
+    re.compile(r"[,;:]\s++|[，、：]\s*"),                          # clause end
+    re.compile(r"\s+"),                                           # word end
+)
+# Regex scans of a window start this far before it so a separator straddling its edge is seen whole.
+_MARGIN = 64
+# The document is tokenized in pieces of about this many chars: tiktoken's BPE slows down sharply on
+# one huge whitespace-free "word", and the chunker needs only token positions, not exact ids.
+_SEGMENT = 4096
+_NON_SPACE = re.compile(r"\S")
+# Every match of _CUTS contains one of these; a window without any is cut between tokens at once.
+_ANY_CUT = re.compile(r"[\s。！？；｡．，、：]")
+
+
+@dataclass(frozen=True)
+class Span:
+    """`text[start:end]` is a chunk (no surrounding whitespace) of `tokens` tiktoken tokens."""
+
+    start: int
+    end: int
+    tokens: int
+
+
+def chunk_pages(pages: Sequence[Page], *, target_tokens: int, overlap: int, limit: int,
+                measure: Callable[[str], int]) -> list[Chunk]:
+    """Chunks of one document's pages (in order), each within `target_tokens` and the embedder's `limit`.
+
+    Pages are joined with a blank line, so chunks may span pages; page_start/page_end are the
+    pages a chunk's text overlaps. `measure` is the embedder's own token counter for `limit`.
+    """
+    if not pages:
+        return []
+    doc = pages[0].doc
+    if any(page.doc != doc for page in pages):
+        raise ValueError("chunk_pages takes the pages of one document")
+    text, starts = join_pages(pages)
+    chunks = []
+    for span in chunk_spans(text, target_tokens=target_tokens, overlap=overlap, limit=limit,
+                            measure=measure):
+        first = bisect.bisect_right(starts, span.start) - 1
+        last = bisect.bisect_right(starts, span.end - 1) - 1
+        chunks.append(Chunk(id=0, doc=doc, page_start=pages[first].number, page_end=pages[last].number,
+                            text=text[span.start:span.end], tokens=span.tokens))
+    return chunks
+
+
+def join_pages(pages: Sequence[Page]) -> tuple[str, list[int]]:
+    """The pages' texts joined by PAGE_SEPARATOR, and the char offset where each page starts."""
+    starts, at = [], 0
+    for page in pages:
+        starts.append(at)
+        at += len(page.text) + len(PAGE_SEPARATOR)
+    return PAGE_SEPARATOR.join(page.text for page in pages), starts
+
+
+def chunk_spans(text: str, *, target_tokens: int, overlap: int, limit: int,
+                measure: Callable[[str], int]) -> list[Span]:
+    """Spans of `text` covering all its non-whitespace, consecutive ones sharing about `overlap` tokens."""
+    if target_tokens < 1 or limit < 1:
+        raise DocqaError(f"Chunks must allow at least one token (target_tokens={target_tokens}, "
+                         f"limit={limit}); set DOCQA_CHUNK_TOKENS to a positive number.")
+    if not 0 <= overlap < target_tokens:
+        raise DocqaError(f"The chunk overlap ({overlap}) must be at least 0 and smaller than the chunk "
+                         f"size ({target_tokens}); lower DOCQA_CHUNK_OVERLAP.")
+    return _Chunker(text, target_tokens, overlap, limit, measure).spans()
+
+
+class _Chunker:
+    """State of one chunk_spans call: the text and its token boundaries, computed once."""
+
+    def __init__(self, text: str, target: int, overlap: int, limit: int,
+                 measure: Callable[[str], int]) -> None:
+        self.text, self.target, self.overlap, self.limit, self.measure = text, target, overlap, limit, measure
+        self.bounds = _token_bounds(text)
+        self.end = len(text.rstrip())
+
+    def spans(self) -> list[Span]:
+        spans: list[Span] = []
+        start = self._skip_space(0)
+        while start < self.end:
+            if spans:
+                # The chunk must reach past what the previous one covered; if overlapping makes that
+                # impossible within the embedder's limit, start where the previous chunk ended.
+                need = self._skip_space(spans[-1].end)
+                span = self._fit(start, need)
+                if span.end <= need:
+                    span = self._fit(need, need)
+            else:
+                span = self._fit(start, start)
+            spans.append(span)
+            if span.end >= self.end:
+                break
+            start = self._next_start(span)
+        return spans
+
+    def _fit(self, start: int, need: int) -> Span:
+        """The chunk starting at `start`: as long as the token estimate allows, reaching past `need`."""
+        k = self._token_at(start)
+        n = len(self.bounds) - 1
+        hi = int(self.bounds[min(k + self.target, n)])
+        if hi == len(self.text):
+            cut = hi  # the rest fits: take it all rather than leave a tail
+        else:
+            lo = min(max(int(self.bounds[k + self.target // 2]), need + 1), hi)
+            cut = self._cut(lo, hi, last=True) or hi
+        while True:
+            piece = self.text[start:cut].rstrip()
+            count = tokens.count(piece)
+            size = self.measure(piece)
+            if count <= self.target and size <= self.limit:
+                return Span(start, start + len(piece), count)
+            if cut - start <= 1:
+                raise DocqaError(
+                    f"The text at offset {start} ({piece!r}) is {size} tokens for the embedder, over "
+                    f"its limit of {self.limit} even as a single character; check the embedder's "
+                    f"max_tokens.", status=500, code="chunk_too_large")
+            # Tokens grow about linearly with length: aim a little under the limit, snap to a cut.
+            ratio = min(self.target / count, self.limit / size) * 0.95
+            hi = max(start + 1, min(cut - 1, start + int((cut - start) * ratio)))
+            cut = self._cut(start + (hi - start) // 2, hi, last=True) or hi
+
+    def _next_start(self, prev: Span) -> int:
+        """Where the chunk after `prev` starts: a boundary within `prev`'s last `overlap` tokens."""
+        k_start, k_end = self._token_at(prev.start), self._token_at(prev.end)
+        # Overlap at most half the previous chunk, so that chunks shrunk by the embedder's limit
+        # still advance by half a chunk each.
+        share = min(self.overlap, (k_end - k_start) // 2)
+        if share <= 0:
+            return self._skip_space(prev.end)
+        lo = max(int(self.bounds[k_end - share]), prev.start + 1)
+        half = max(int(self.bounds[k_end - share // 2]), lo)
+        at = self._cut(lo, min(half, prev.end - 1), last=False) or self._cut(lo, prev.end - 1, last=False)
+        at = self._skip_space(at if at is not None else prev.end)
+        return at if at < prev.end else self._skip_space(prev.end)
+
+    def _cut(self, lo: int, hi: int, *, last: bool) -> int | None:
+        """The last (or first) position in [lo, hi] of the best kind of cut there, None if none."""
+        if lo > hi:
+            return None
+        patterns = _CUTS if _ANY_CUT.search(self.text, max(lo - _MARGIN, 0), hi + _MARGIN) else ()
+        for pattern in patterns:
+            found = None
+            for match in pattern.finditer(self.text, max(lo - _MARGIN, 0), hi + _MARGIN):
+                at = match.end()
+                if at > hi:
+                    break
+                if at >= lo:
+                    found = at
+                    if not last:
+                        break
+            if found is not None:
+                return found
+        # No separator at all (one long word, CJK without punctuation): cut between tokens.
+        if last:
+            i = int(np.searchsorted(self.bounds, hi, side="right")) - 1
+            return int(self.bounds[i]) if self.bounds[i] >= lo else None
+        i = int(np.searchsorted(self.bounds, lo, side="left"))
+        return int(self.bounds[i]) if i < len(self.bounds) and self.bounds[i] <= hi else None
+
+    def _token_at(self, pos: int) -> int:
+        """Index of the token containing char `pos` (the last boundary at or before it)."""
+        return int(np.searchsorted(self.bounds, pos, side="right")) - 1
+
+    def _skip_space(self, pos: int) -> int:
+        found = _NON_SPACE.search(self.text, pos)
+        return found.start() if found else len(self.text)
+
+
+def _token_bounds(text: str) -> np.ndarray:
+    """Char offsets of (approximate) cl100k token boundaries of `text`, from 0 to len(text)."""
+    parts = [np.zeros(1, dtype=np.int64)]
+    at = 0
+    while at < len(text):
+        end = min(at + _SEGMENT, len(text))
+        if end < len(text):
+            # Split after a line end or before a space, as tiktoken's own pre-tokenizer would.
+            newline = text.rfind("\n", at + _SEGMENT // 2, end)
+            space = text.rfind(" ", at + _SEGMENT // 2, end)
+            end = newline + 1 if newline >= 0 else space if space > at else end
+        parts.append(tokens.offsets(text[at:end])[1:] + at)
+        at = end
+    return np.concatenate(parts)
