@@ -117,16 +117,12 @@ class _Chunker:
         return spans
 
     def _fit(self, start: int, need: int) -> Span:
-        """The chunk starting at `start`: as long as the token estimate allows, reaching past `need`."""
+        """The chunk starting at `start`: as long as the limits allow, reaching past `need` if it can."""
         k = self._token_at(start)
-        n = len(self.bounds) - 1
-        hi = int(self.bounds[min(k + self.target, n)])
-        if hi == len(self.text):
-            cut = hi  # the rest fits: take it all rather than leave a tail
-        else:
-            lo = min(max(int(self.bounds[k + self.target // 2]), need + 1), hi)
-            cut = self._cut(lo, hi, last=True) or hi
+        hi = int(self.bounds[min(k + self.target, len(self.bounds) - 1)])
         while True:
+            # When the rest fits, take it all rather than cut at a boundary and leave a tail.
+            cut = hi if hi == len(self.text) else self._best_end(start, need, hi)
             piece = self.text[start:cut].rstrip()
             count = tokens.count(piece)
             size = self.measure(piece)
@@ -137,10 +133,15 @@ class _Chunker:
                     f"The text at offset {start} ({piece!r}) is {size} tokens for the embedder, over "
                     f"its limit of {self.limit} even as a single character; check the embedder's "
                     f"max_tokens.", status=500, code="chunk_too_large")
-            # Tokens grow about linearly with length: aim a little under the limit, snap to a cut.
+            # Tokens grow about linearly with length: aim a little under the limit that was broken.
             ratio = min(self.target / count, self.limit / size) * 0.95
             hi = max(start + 1, min(cut - 1, start + int((cut - start) * ratio)))
-            cut = self._cut(start + (hi - start) // 2, hi, last=True) or hi
+
+    def _best_end(self, start: int, need: int, hi: int) -> int:
+        """The best cut in the second half of (start, hi], past `need` when possible."""
+        lo = min(start + (hi - start) // 2, hi)
+        found = self._cut(lo, hi, last=True)
+        return hi if found is None else found
 
     def _next_start(self, prev: Span) -> int:
         """Where the chunk after `prev` starts: a boundary within `prev`'s last `overlap` tokens."""
@@ -151,12 +152,16 @@ class _Chunker:
         if share <= 0:
             return self._skip_space(prev.end)
         lo = max(int(self.bounds[k_end - share]), prev.start + 1)
-        half = max(int(self.bounds[k_end - share // 2]), lo)
-        at = self._cut(lo, min(half, prev.end - 1), last=False) or self._cut(lo, prev.end - 1, last=False)
-        at = self._skip_space(at if at is not None else prev.end)
+        # Prefer the best separator that keeps at least half the overlap, then any separator (a
+        # short overlap beats starting mid-word), then a token boundary.
+        half = min(max(int(self.bounds[k_end - share // 2]), lo), prev.end - 1)
+        at = self._cut(lo, half, last=False, between_tokens=False)
+        if at is None:
+            at = self._cut(lo, prev.end - 1, last=False)
+        at = self._skip_space(prev.end if at is None else at)
         return at if at < prev.end else self._skip_space(prev.end)
 
-    def _cut(self, lo: int, hi: int, *, last: bool) -> int | None:
+    def _cut(self, lo: int, hi: int, *, last: bool, between_tokens: bool = True) -> int | None:
         """The last (or first) position in [lo, hi] of the best kind of cut there, None if none."""
         if lo > hi:
             return None
@@ -174,6 +179,8 @@ class _Chunker:
             if found is not None:
                 return found
         # No separator at all (one long word, CJK without punctuation): cut between tokens.
+        if not between_tokens:
+            return None
         if last:
             i = int(np.searchsorted(self.bounds, hi, side="right")) - 1
             return int(self.bounds[i]) if self.bounds[i] >= lo else None

@@ -161,7 +161,7 @@ def sha256_file(path: Path, max_bytes: int) -> str:
         raise ExtractionError("not a regular file (device, pipe, socket or a link to one): skipped")
     size = path.stat().st_size
     if size > max_bytes:
-        raise ExtractionError(f"file is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit "
+        raise ExtractionError(f"file is {size / 2**20:.0f} MB, over the {max_bytes / 2**20:.0f} MB limit "
                               "(DOCQA_MAX_FILE_MB)")
     if size == 0:
         raise ExtractionError("empty file")

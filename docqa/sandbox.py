@@ -113,6 +113,8 @@ class Sandbox:
             ready = False
         if not ready:
             code = self._stop(grace=5.0)
+            if self._closed:
+                raise SandboxClosed("the worker was closed")
             raise SandboxStartError(f"the worker did not start within {self._start_timeout:g} s"
                                     if code is None or code == -signal.SIGKILL else
                                     f"the worker exited while starting ({_describe_exit(code)}; "
