@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MINILM_FLOP_PER_TOKEN = 24e6  # ~2 * 22M parameters, plus attention at ~200-token sequences
+
 
 
 def _files(docs: Path) -> list[Path]:
@@ -77,8 +77,10 @@ def stage_embed(docs: Path, mode: str) -> dict:
     t0 = time.perf_counter()
     embedder.embed(texts)
     dt = time.perf_counter() - t0
+    from docqa.providers.local import gflops
+
     return {"chunks": len(texts), "word_pieces": word_pieces, "seconds": dt, "chunks_per_s": len(texts) / dt,
-            "gflop_per_s": word_pieces * MINILM_FLOP_PER_TOKEN / dt / 1e9}
+            "gflop_per_s": gflops(word_pieces / dt)}
 
 
 def stage_ingest(docs: Path, mode: str) -> dict:

@@ -58,9 +58,10 @@ def default_cache_dir() -> Path:
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 sentence embeddings: 384-dim, L2-normalised, at most 254 word pieces a text."""
 
-    # The name identifies the vector space, and both modes produce the same one (int8 vectors have
-    # cosine >= 0.98 to exact ones), so a collection built in one mode can be queried in the other
-    # and switching modes never forces a re-index. The mode is recorded separately in `mode`.
+    # The name identifies the vector space, and both modes produce the same one: int8 vectors have
+    # cosine 0.993 to exact ones on average (0.98 at the 1st percentile of sample-doc chunks) and
+    # recall@5 did not change, so a collection built in one mode can be queried in the other and
+    # switching modes never forces a re-index. The mode is recorded separately in `mode`.
     name = "local/all-MiniLM-L6-v2"
     dim = 384
     max_tokens = MAX_SEQUENCE - 2

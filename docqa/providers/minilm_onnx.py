@@ -9,8 +9,11 @@ because its Q/K/V projections get quantized too).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,9 +152,34 @@ def quantize_int8(model, dest: Path) -> None:
     onnx.helper.set_model_props(model, {"onnx.quant.pre_process": "onnxruntime.quant"})
     # Only MatMul: the Attention op keeps Q/K/V in fp32 (quantizing them too cost accuracy and,
     # as QAttention, speed), and an int8 embedding table (Gather) cost accuracy for no speed.
-    quantize_dynamic(model, dest, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8, per_channel=True,
-                     # shape inference cannot see through com.microsoft ops; everything here is float
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    with _root_logger_left_alone():
+        quantize_dynamic(model, dest, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8, per_channel=True,
+                         # shape inference cannot see through com.microsoft ops; everything here is float
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+class _AsIfUnconfigured(logging.Handler):
+    """What an unconfigured root logger does: WARNING and above to stderr, the rest nowhere."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.lastResort.level:
+            logging.lastResort.handle(record)
+
+
+@contextmanager
+def _root_logger_left_alone() -> Iterator[None]:
+    # The quantizer logs through logging.info(), which runs logging.basicConfig() when the root
+    # logger has no handler, and so would fix the log format of whatever application embeds docqa.
+    root = logging.getLogger()
+    if root.handlers:
+        yield
+        return
+    stand_in = _AsIfUnconfigured()
+    root.addHandler(stand_in)
+    try:
+        yield
+    finally:
+        root.removeHandler(stand_in)
 
 
 def write_graph(model_dir: Path, mode: str, dest: Path) -> None:
