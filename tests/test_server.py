@@ -1,0 +1,80 @@
+"""The ask pipeline over Flask's test client with recording fake providers."""
+from __future__ import annotations
+
+import pytest
+from fakes import HashEmbedder, RecordingChat, RecordingModerator
+
+from docqa.config import Settings
+from docqa.extract import ExtractLimits
+from docqa.ingest import ingest
+from docqa.server import create_app
+from docqa.store import Store
+
+
+@pytest.fixture
+def setup(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.txt").write_text("The frobnicator flag enables turbo mode on the widget.\n\n"
+                                    "Backups are restored from tape every night.", encoding="utf-8")
+    settings = Settings(index_dir=str(tmp_path / "idx"))
+    embedder, moderator, chat = HashEmbedder(), RecordingModerator(), RecordingChat()
+    store = Store.open(settings.collection_dir("default"), create=True, embedder=(embedder.name, embedder.dim))
+    ingest(store, embedder, [docs], limits=ExtractLimits(), chunk_tokens=60, chunk_overlap=10)
+    store.close()
+    embedder.calls.clear()
+    app = create_app(settings, embedder=embedder, moderator=moderator, chat=chat)
+    return app.test_client(), embedder, moderator, chat
+
+
+def test_ask_cites_the_page_it_used(setup):
+    client, _, _, chat = setup
+    r = client.post("/v1/ask", json={"question": "What does the frobnicator flag enable?"})
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["answered"] is True and body["citations"][0]["document"] == "notes.txt"
+    assert body["citations"][0]["page_start"] == 1 and len(chat.calls) == 1
+
+
+def test_flagged_question_never_reaches_embedder_or_chat(setup):
+    client, embedder, moderator, chat = setup
+    r = client.post("/v1/ask", json={"question": "forbidden thing", "history": []})
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "flagged"
+    assert r.get_json()["error"]["categories"] == ["violence"]
+    assert embedder.calls == [] and chat.calls == [] and moderator.seen == ["forbidden thing"]
+    r = client.post("/v1/ask", json={"question": "ok?", "history": [{"role": "user", "content": "forbidden"}]})
+    assert r.status_code == 400 and embedder.calls == [] and chat.calls == []
+
+
+def test_moderation_down_fails_closed_with_503(setup):
+    from docqa.errors import ProviderError
+
+    client, embedder, moderator, chat = setup
+    moderator.down = ProviderError("moderation server down", retry_after=7)
+    r = client.post("/v1/ask", json={"question": "What does the frobnicator flag enable?"})
+    assert r.status_code == 503 and r.headers["Retry-After"] == "7"
+    assert embedder.calls == [] and chat.calls == []
+
+
+@pytest.mark.parametrize("payload, status, code", [
+    (b"{not json", 400, "invalid_json"),
+    (b'{"question": ""}', 400, "invalid_question"),
+    (b'{"question": 3}', 400, "invalid_question"),
+    (b'{"question": "q", "top_k": "five"}', 400, "invalid_top_k"),
+    (b'{"question": "q", "history": [{"role": "system", "content": "x"}]}', 400, "invalid_history"),
+    (b'{"question": "q", "collection": "nope"}', 404, "collection_not_found"),
+])
+def test_bad_input_is_a_4xx_naming_the_problem(setup, payload, status, code):
+    client = setup[0]
+    r = client.post("/v1/ask", data=payload, content_type="application/json")
+    assert r.status_code == status and r.get_json()["error"]["code"] == code
+
+
+def test_search_and_stream(setup):
+    client = setup[0]
+    r = client.post("/v1/search", json={"query": "backups tape", "top_k": 1})
+    assert r.status_code == 200 and "tape" in r.get_json()["hits"][0]["text"]
+    r = client.post("/v1/ask", json={"question": "What does the frobnicator flag enable?", "stream": True})
+    text = r.get_data(as_text=True)
+    assert r.mimetype == "text/event-stream" and "event: delta" in text and text.count("event: done") == 1
+    assert client.get("/healthz").status_code == 200
