@@ -230,16 +230,16 @@ def _pieces(text: str) -> Iterator[str]:
         yield m.group(0)
 
 
-def validate_question(body: object, settings: Settings) -> Question:
-    """A Question from a request body, or a DocqaError naming the field and the fix."""
+def validate_question(body: object, settings: Settings, field: str = "question") -> Question:
+    """A Question from a request body (its text under `field`), or a DocqaError naming the field and the fix."""
     if not isinstance(body, dict):
-        raise DocqaError("The request body must be a JSON object, e.g. {\"question\": \"...\"}.", code="invalid_json")
-    question = body.get("question")
+        raise DocqaError(f"The request body must be a JSON object, e.g. {{\"{field}\": \"...\"}}.", code="invalid_json")
+    question = body.get(field)
     if not isinstance(question, str) or not question.strip():
-        raise DocqaError("'question' must be a non-empty string.", code="invalid_question")
+        raise DocqaError(f"'{field}' must be a non-empty string.", code=f"invalid_{field}")
     if len(question) > settings.max_question_chars:
-        raise DocqaError(f"'question' is {len(question)} characters; the limit is {settings.max_question_chars} "
-                         "(DOCQA_MAX_QUESTION_CHARS). Shorten it.", code="question_too_long")
+        raise DocqaError(f"'{field}' is {len(question)} characters; the limit is {settings.max_question_chars} "
+                         f"(DOCQA_MAX_QUESTION_CHARS). Shorten it.", code=f"{field}_too_long")
     collection = _field(body, "collection", str, settings.collection)
     top_k = _field(body, "top_k", int, settings.top_k)
     if not 1 <= top_k <= settings.max_top_k:

@@ -73,14 +73,7 @@ def create_app(settings: Settings | None = None, *, embedder=None, moderator=Non
     @app.post("/v1/search")
     def search():
         body = _json_body()
-        query = body.get("query")
-        if not isinstance(query, str) or not query.strip():
-            raise DocqaError("'query' must be a non-empty string.", code="invalid_query")
-        if len(query) > settings.max_question_chars:
-            raise DocqaError(f"'query' is longer than {settings.max_question_chars} characters "
-                             "(DOCQA_MAX_QUESTION_CHARS).", code="query_too_long")
-        q = validate_question({"question": query, "collection": body.get("collection"),
-                               "top_k": body.get("top_k")}, settings)
+        q = validate_question({k: body.get(k) for k in ("query", "collection", "top_k")}, settings, "query")
         mode = body.get("mode")
         if mode is not None and mode not in ("hybrid", "dense", "bm25"):
             raise DocqaError("'mode' must be one of hybrid, dense, bm25.", code="invalid_mode")

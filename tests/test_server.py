@@ -78,3 +78,9 @@ def test_search_and_stream(setup):
     text = r.get_data(as_text=True)
     assert r.mimetype == "text/event-stream" and "event: delta" in text and text.count("event: done") == 1
     assert client.get("/healthz").status_code == 200
+
+
+def test_search_bad_query_names_the_query_field(setup):
+    r = setup[0].post("/v1/search", json={"query": "   "})
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "invalid_query"
+    assert "'query'" in r.get_json()["error"]["message"]
