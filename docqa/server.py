@@ -1,10 +1,8 @@
 """The HTTP service: `create_app(settings, ...)`, its routes and one JSON error handler."""
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Iterator
 from itertools import chain
 
 from flask import Flask, Response, jsonify, request
@@ -13,6 +11,8 @@ from werkzeug.exceptions import HTTPException
 from docqa.answer import AskPipeline, Collections, answer_dict, validate_question
 from docqa.config import Settings
 from docqa.errors import DocqaError
+from docqa.httpjson import flag, json_body, sse
+from docqa.services import Services
 
 log = logging.getLogger("docqa.server")
 
@@ -34,7 +34,9 @@ def create_app(settings: Settings | None = None, *, embedder=None, moderator=Non
     app = Flask("docqa")
     app.config["JSON_SORT_KEYS"] = False
     app.json.ensure_ascii = False
-    app.extensions["docqa"] = pipeline
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_mb * 1024 * 1024
+    app.extensions["docqa"] = Services(settings, embedder, moderator, chat, collections, pipeline)
+    _register_blueprints(app)
 
     @app.errorhandler(DocqaError)
     def docqa_error(exc: DocqaError):
@@ -61,18 +63,18 @@ def create_app(settings: Settings | None = None, *, embedder=None, moderator=Non
 
     @app.post("/v1/ask")
     def ask():
-        q = validate_question(_json_body(), settings)
-        body = request.get_json(silent=True) or {}
-        if _flag(body, "stream"):
+        body = json_body()
+        q = validate_question(body, settings)
+        if flag(body, "stream"):
             events = pipeline.stream(q)
             first = next(events)  # moderation, retrieval and provider errors surface here, as JSON errors
-            return Response(_sse(chain([first], events)), mimetype="text/event-stream",
+            return Response(sse(chain([first], events)), mimetype="text/event-stream",
                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         return jsonify(answer_dict(pipeline.ask(q), q.collection))
 
     @app.post("/v1/search")
     def search():
-        body = _json_body()
+        body = json_body()
         q = validate_question({k: body.get(k) for k in ("query", "collection", "top_k")}, settings, "query")
         mode = body.get("mode")
         if mode is not None and mode not in ("hybrid", "dense", "bm25"):
@@ -112,30 +114,14 @@ def create_app(settings: Settings | None = None, *, embedder=None, moderator=Non
     return app
 
 
-def _json_body() -> dict:
-    body = request.get_json(silent=True, force=True)
-    if body is None:
-        raise DocqaError("The request body is not valid JSON. Send a JSON object with "
-                         "Content-Type: application/json.", code="invalid_json")
-    if not isinstance(body, dict):
-        raise DocqaError("The request body must be a JSON object.", code="invalid_json")
-    return body
+def _register_blueprints(app: Flask) -> None:
+    """Collections, documents and jobs; the OpenAI-compatible API; the web page."""
+    from docqa.documents_api import blueprint as documents
+    from docqa.openai_api import blueprint as openai_compatible
+    from docqa.web import blueprint as web
 
-
-def _flag(body: dict, name: str) -> bool:
-    value = body.get(name, False)
-    if not isinstance(value, bool):
-        raise DocqaError(f"'{name}' must be true or false.", code=f"invalid_{name}")
-    return value
-
-
-def _sse(events: Iterator[tuple[str, dict]]) -> Iterator[str]:
-    """Server-sent events: `event: delta` with text pieces, then `event: done` with the whole answer."""
-    try:
-        for kind, data in events:
-            yield f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-    except DocqaError as exc:
-        yield f"event: error\ndata: {json.dumps(exc.to_dict(), ensure_ascii=False)}\n\n"
+    for bp in (documents, openai_compatible, web):
+        app.register_blueprint(bp)
 
 
 def serve(settings: Settings) -> None:
