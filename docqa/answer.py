@@ -181,7 +181,8 @@ class AskPipeline:
                 renumber[n] = len(renumber) + 1
                 c = sources[n - 1].chunk
                 cited.append(Citation(renumber[n], c.doc, c.page_start, c.page_end,
-                                      round(float(sources[n - 1].score), 6), best_quote(c.text, text)))
+                                      round(float(sources[n - 1].score), 6), best_quote(c.text, text),
+                                      c.doc_id))
         text = _CITE.sub(lambda m: f"[{renumber[int(m.group(1))]}]" if int(m.group(1)) in renumber else "", text)
         answered = bool(cited) and not is_no_answer(text)
         return Answer(text.strip(), answered, cited if answered else [], usage, moderation)
@@ -192,8 +193,9 @@ def answer_dict(answer: Answer, collection: str) -> dict:
     return {
         "answer": answer.text,
         "answered": answer.answered,
-        "citations": [{"n": c.n, "document": c.document, "page_start": c.page_start, "page_end": c.page_end,
-                       "score": c.score, "quote": c.quote} for c in answer.citations],
+        "citations": [{"n": c.n, "document": c.document, "document_id": c.document_id,
+                       "page_start": c.page_start, "page_end": c.page_end, "score": c.score,
+                       "quote": c.quote} for c in answer.citations],
         "collection": collection,
         "usage": answer.usage,
         "moderation": {"flagged": bool(answer.moderation.get("flagged")),

@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None, *, embedder=None, moderator=Non
         if mode is not None and mode not in ("hybrid", "dense", "bm25"):
             raise DocqaError("'mode' must be one of hybrid, dense, bm25.", code="invalid_mode")
         hits = pipeline.search(q.text, q.collection, q.top_k, mode)
-        return jsonify({"hits": [{"document": h.chunk.doc, "page_start": h.chunk.page_start,
+        return jsonify({"hits": [{"document": h.chunk.doc, "document_id": h.chunk.doc_id, "page_start": h.chunk.page_start,
                                   "page_end": h.chunk.page_end, "score": round(float(h.score), 6),
                                   "text": h.chunk.text} for h in hits], "collection": q.collection})
 

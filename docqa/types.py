@@ -23,6 +23,7 @@ class Chunk:
     page_end: int
     text: str
     tokens: int
+    doc_id: int = 0  # the store's document id; 0 until stored
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Citation:
     page_end: int
     score: float
     quote: str
+    document_id: int = 0
 
 
 @dataclass(frozen=True)

@@ -505,7 +505,7 @@ class ExtractiveAnswerer:
             seen.add((c.doc, c.page_start, c.page_end, c.text))
             s = scored.sentences[best[rank]]
             citations.append(Citation(len(citations) + 1, c.doc, c.page_start, c.page_end,
-                                      float(hits[rank].score), c.text[s.start:s.end]))
+                                      float(hits[rank].score), c.text[s.start:s.end], c.doc_id))
             if len(citations) == self.max_closest:
                 break
         if not citations:
@@ -605,7 +605,7 @@ def _compose(hits: Sequence[ScoredHitLike], sentences: list[_Sentence],
         start = min(s.start for s in quoted[rank])
         end = max(s.end for s in quoted[rank])
         citations.append(Citation(n, c.doc, c.page_start, c.page_end, float(hits[rank].score),
-                                  c.text[start:end]))
+                                  c.text[start:end], c.doc_id))
     return "\n\n".join(paragraphs), citations
 
 

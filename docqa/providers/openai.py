@@ -8,7 +8,6 @@ DOCQA_OPENAI_CONTEXT_WINDOW, DOCQA_OPENAI_EMBED_DIM, DOCQA_OPENAI_MAX_RETRY_WAIT
 """
 from __future__ import annotations
 
-import dataclasses
 import email.utils
 import json
 import logging
