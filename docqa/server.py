@@ -9,6 +9,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from docqa.answer import AskPipeline, Collections, answer_dict, validate_question
+from docqa.auth import ApiKeys, check, check_exposure
 from docqa.config import Settings
 from docqa.errors import DocqaError
 from docqa.httpjson import flag, json_body, sse
@@ -23,6 +24,7 @@ def create_app(settings: Settings | None = None, *, embedder=None, moderator=Non
     from docqa.providers.registry import make_chat, make_embedder, make_moderator
 
     settings = settings or Settings.from_env()
+    keys = ApiKeys.parse(settings.api_keys)  # a malformed key list fails before any model loads
     embedder = embedder if embedder is not None else make_embedder(settings)
     moderator = moderator if moderator is not None else make_moderator(settings)
     chat = chat if chat is not None else make_chat(settings)
@@ -38,12 +40,18 @@ def create_app(settings: Settings | None = None, *, embedder=None, moderator=Non
     app.extensions["docqa"] = Services(settings, embedder, moderator, chat, collections, pipeline)
     _register_blueprints(app)
 
+    @app.before_request
+    def authorize():
+        check(keys, request.method, request.path, request.headers)
+
     @app.errorhandler(DocqaError)
     def docqa_error(exc: DocqaError):
         response = jsonify(exc.to_dict())
         response.status_code = exc.status
         if exc.retry_after is not None or exc.status == 503:
             response.headers["Retry-After"] = str(max(1, int(round(exc.retry_after or 5))))
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="docqa"'
         return response
 
     @app.errorhandler(HTTPException)
@@ -131,6 +139,7 @@ def serve(settings: Settings) -> None:
 
     if settings.workers < 1 or settings.server_threads < 1:
         raise DocqaError("DOCQA_WORKERS and DOCQA_SERVER_THREADS must be at least 1.")
+    check_exposure(settings.host, ApiKeys.parse(settings.api_keys), settings.allow_public_without_keys)
     argv = [sys.executable, "-m", "gunicorn", "--workers", str(settings.workers), "--worker-class", "gthread",
             "--threads", str(settings.server_threads), "--bind", f"{settings.host}:{settings.port}",
             "--timeout", "120", "--access-logfile", "-", "docqa.server:production_app()"]
