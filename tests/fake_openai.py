@@ -16,7 +16,10 @@ and with `api_key` set it answers 401 to any other bearer token, echoing the tok
 
 Faults: `queue()` scripted `Fault`s; each POST takes the first queued fault whose `path` matches
 (None matches any) and is answered by it instead of normally: an error status with headers, a delay
-first (`Fault.slow`, then a normal answer), or a dropped connection.
+first (`Fault.slow`, then a normal answer), or a dropped connection. `outage(fault)` answers every
+matching POST with `fault` (after the queued ones) until `outage(None)`: a server that stays down.
+`embed` replaces the random vectors with a function of the text (e.g. a bag of words), for tests
+that need retrieval by meaning to work.
 Every request is recorded (`requests`); `max_in_flight` and `gate()` let tests prove concurrency;
 `stream_delay` pauses between SSE events (a stream that stalls past the client's read timeout).
 """
@@ -102,8 +105,10 @@ class FakeOpenAI:
     def __init__(self, *, dim: int = 8, api_key: str | None = None, flag_word: str = "forbidden",
                  chat_reply: str | Callable[[list[dict]], str] | None = None,
                  models: tuple[str, ...] = MODELS, reverse_embeddings: bool = True,
-                 stream_delay: float = 0.0) -> None:
+                 stream_delay: float = 0.0,
+                 embed: Callable[[str, int], np.ndarray] | None = None) -> None:
         self.dim = dim
+        self.embed = embed                 # (text, dim) -> vector; None: hash-seeded random vectors
         self.stream_delay = stream_delay   # seconds between SSE delta events
         self.api_key = api_key
         self.flag_word = flag_word
@@ -114,6 +119,7 @@ class FakeOpenAI:
         self.max_in_flight = 0
         self._requests: list[Recorded] = []
         self._faults: list[Fault] = []
+        self._outage: Fault | None = None
         self._gates: dict[str, tuple[int, float]] = {}
         self._in_flight = 0
         self._cond = threading.Condition()
@@ -169,6 +175,11 @@ class FakeOpenAI:
         with self._cond:
             self._faults.extend(faults)
 
+    def outage(self, fault: Fault | None) -> None:
+        """Answer every POST matching `fault.path` with `fault` from now on; None ends the outage."""
+        with self._cond:
+            self._outage = fault
+
     def pending_faults(self) -> int:
         with self._cond:
             return len(self._faults)
@@ -188,6 +199,8 @@ class FakeOpenAI:
 
     def vector(self, text: str, dim: int | None = None) -> np.ndarray:
         """The raw (not normalised) vector the server returns for `text`."""
+        if self.embed is not None:
+            return np.asarray(self.embed(text, dim or self.dim), dtype=np.float32)
         seed = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
         rng = np.random.default_rng(seed)
         return (rng.standard_normal(dim or self.dim) * 3.0 + 0.5).astype(np.float32)
@@ -210,6 +223,9 @@ class FakeOpenAI:
             for i, fault in enumerate(self._faults):
                 if fault.path is None or fault.path == path:
                     return self._faults.pop(i)
+            outage = self._outage
+            if outage is not None and (outage.path is None or outage.path == path):
+                return outage
         return None
 
     def _enter(self, record: Recorded) -> None:
