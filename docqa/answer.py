@@ -82,6 +82,8 @@ class AskPipeline:
         try:
             results = self.moderator.moderate(texts)
         except ProviderError as exc:
+            if exc.status != 503:  # a rejected key or a bad request: retrying or failing open cannot help
+                raise
             if self.settings.moderation_fail_open:
                 return {"flagged": False, "categories": [], "checked": False, "error": exc.message}
             raise ProviderError(f"Moderation is unavailable, so the question was not answered: {exc.message} "
@@ -199,7 +201,8 @@ def answer_dict(answer: Answer, collection: str) -> dict:
         "collection": collection,
         "usage": answer.usage,
         "moderation": {"flagged": bool(answer.moderation.get("flagged")),
-                       "categories": answer.moderation.get("categories", [])},
+                       "categories": answer.moderation.get("categories", []),
+                       "checked": bool(answer.moderation.get("checked", True))},
     }
 
 

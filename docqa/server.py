@@ -16,6 +16,7 @@ from docqa.httpjson import flag, json_body, sse
 from docqa.services import Services
 
 log = logging.getLogger("docqa.server")
+PROBE_TTL = 30.0  # seconds a provider that answered /readyz's probe counts as up without a new call
 
 
 def create_app(settings: Settings | None = None, *, embedder=None, moderator=None, chat=None,
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None, *, embedder=None, moderator=Non
     def healthz():
         return jsonify({"status": "ok"})
 
+    probed_ok: dict[str, float] = {}
+
     @app.get("/readyz")
     def readyz():
         checks: dict[str, str] = {}
@@ -108,9 +111,15 @@ def create_app(settings: Settings | None = None, *, embedder=None, moderator=Non
                 ok, checks[f"collection:{name}"] = False, exc.message
         for role, probe in (("embedder", lambda: embedder.embed(["ready"])),
                             ("moderator", lambda: moderator and moderator.moderate(["ready"]))):
+            # A provider that answered recently is not asked again: with a paid API every probe
+            # would be a billed call. A failing one is re-probed each time, so recovery shows at once.
+            if time.monotonic() - probed_ok.get(role, -PROBE_TTL) < PROBE_TTL:
+                checks[role] = "ok"
+                continue
             try:
                 probe()
                 checks[role] = "ok"
+                probed_ok[role] = time.monotonic()
             except DocqaError as exc:
                 ok, checks[role] = False, exc.message
         response = jsonify({"status": "ready" if ok else "not ready", "checks": checks})

@@ -143,3 +143,11 @@ def test_asking_a_collection_built_with_another_embedder_is_409_saying_how_to_re
     assert embedder.calls == [] and chat.calls == []
     with Store.open(settings.collection_dir("default")) as store:
         assert store.embedder == ("other/embedder", 32) and store.info()["chunks"] == chunks
+
+
+def test_a_healthy_provider_is_not_probed_on_every_readyz(settings):
+    embedder, moderator = HashEmbedder(), RecordingModerator()
+    app = create_app(settings, embedder=embedder, moderator=moderator, chat=RecordingChat())
+    for _ in range(3):
+        assert readyz(app)[0].status_code == 200
+    assert embedder.calls == [["ready"]] and moderator.seen == ["ready"]

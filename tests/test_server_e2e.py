@@ -248,8 +248,6 @@ def test_a_rejected_key_is_502_naming_the_key_setting(settings, fake, role_path)
     assert fake.requests[-1].path == role_path
 
 
-@pytest.mark.xfail(strict=True, reason="AskPipeline.moderate rewraps every ProviderError as a 503 "
-                                       "provider_unavailable, dropping status and code")
 def test_a_key_rejected_by_moderation_is_502_naming_the_key_setting(settings, fake):
     fake.api_key = "sk-rotated"
     r = create_app(settings).test_client().post("/v1/ask", json={"question": QUESTION})
@@ -332,3 +330,15 @@ def test_collection_built_remotely_refuses_the_local_embedder(settings, fake, mo
         error = assert_error(client.post(path, json=body), 409, "embedder_mismatch", "'openai/fake-embed'",
                              "'local/all-MiniLM-L6-v2'", "docqa ingest", "docqa collections delete default")
         assert "--collection default-local" in error["message"]
+
+
+def test_fail_open_covers_an_outage_not_a_rejected_key(settings, fake):
+    app = create_app(settings.replace(moderation_fail_open=True))
+    fake.outage(Fault.server_error(503, path=MODERATIONS))
+    r = app.test_client().post("/v1/ask", json={"question": QUESTION})
+    assert r.status_code == 200 and r.get_json()["moderation"] == {"flagged": False, "categories": [],
+                                                                   "checked": False}
+    fake.outage(None)
+    fake.api_key = "sk-rotated"
+    r = app.test_client().post("/v1/ask", json={"question": QUESTION})
+    assert_error(r, 502, "provider_auth_failed", "DOCQA_OPENAI_API_KEY")
