@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None, *, embedder=None, moderator=Non
                             ("moderator", lambda: moderator and moderator.moderate(["ready"]))):
             # A provider that answered recently is not asked again: with a paid API every probe
             # would be a billed call. A failing one is re-probed each time, so recovery shows at once.
-            if time.monotonic() - probed_ok.get(role, -PROBE_TTL) < PROBE_TTL:
+            if role in probed_ok and time.monotonic() - probed_ok[role] < PROBE_TTL:
                 checks[role] = "ok"
                 continue
             try:
