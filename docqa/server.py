@@ -1,6 +1,7 @@
 """The HTTP service: `create_app(settings, ...)`, its routes and one JSON error handler."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from itertools import chain
@@ -13,6 +14,7 @@ from docqa.auth import ApiKeys, check, check_exposure
 from docqa.config import Settings
 from docqa.errors import DocqaError
 from docqa.httpjson import flag, json_body, sse
+from docqa.jobs import JobQueue
 from docqa.services import Services
 
 log = logging.getLogger("docqa.server")
@@ -20,7 +22,7 @@ PROBE_TTL = 30.0  # seconds a provider that answered /readyz's probe counts as u
 
 
 def create_app(settings: Settings | None = None, *, embedder=None, moderator=None, chat=None,
-               warm: bool = False) -> Flask:
+               warm: bool = False, start_jobs: bool = True) -> Flask:
     """The Flask app; providers not given are built from `settings` (read from DOCQA_* when None)."""
     from docqa.providers.registry import make_chat, make_embedder, make_moderator
 
@@ -34,11 +36,15 @@ def create_app(settings: Settings | None = None, *, embedder=None, moderator=Non
     if warm:
         embedder.embed(["warm up"])
 
-    app = Flask("docqa")
+    app = Flask("docqa", static_folder=None)  # docqa.web serves /static with its own headers
     app.config["JSON_SORT_KEYS"] = False
     app.json.ensure_ascii = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_mb * 1024 * 1024
-    app.extensions["docqa"] = Services(settings, embedder, moderator, chat, collections, pipeline)
+    jobs = JobQueue(settings, embedder)
+    app.extensions["docqa"] = dataclasses.replace(
+        Services(settings, embedder, moderator, chat, collections, pipeline), jobs=jobs)
+    if start_jobs:  # tests may run jobs with jobs.run_pending() instead of worker threads
+        jobs.start()
     _register_blueprints(app)
 
     @app.before_request
