@@ -141,10 +141,14 @@ class AskPipeline:
                                 max_answer_tokens=self.settings.max_answer_tokens)
         stream = self.chat.stream(prompt.messages, max_tokens=self.settings.max_answer_tokens)
         parts: list[str] = []
+        markers = _Renumbering(len(prompt.sources))
         try:
             for delta in stream:
                 parts.append(delta)
-                yield "delta", {"text": delta}
+                if text := markers.feed(delta):
+                    yield "delta", {"text": text}
+            if text := markers.flush():
+                yield "delta", {"text": text}
         finally:
             close = getattr(stream, "close", None)
             if close:
@@ -227,6 +231,37 @@ def _interleave(first: list, second: list, k: int) -> list:
             seen.add(h.chunk.id)
             out.append(h)
     return out[:k]
+
+
+class _Renumbering:
+    """Rewrites a streamed answer's [n] markers as the final answer numbers them (first cited is [1]).
+
+    A marker can arrive split across deltas ("[" then "2]"), so a trailing partial one is held back.
+    """
+
+    _PARTIAL = re.compile(r"\[\d{0,3}$")
+
+    def __init__(self, sources: int) -> None:
+        self.sources = sources
+        self.numbers: dict[int, int] = {}
+        self.pending = ""
+
+    def feed(self, delta: str) -> str:
+        text = self.pending + delta
+        partial = self._PARTIAL.search(text)
+        cut = partial.start() if partial else len(text)
+        self.pending = text[cut:]
+        return _CITE.sub(self._renumber, text[:cut])
+
+    def flush(self) -> str:
+        text, self.pending = self.pending, ""
+        return _CITE.sub(self._renumber, text)
+
+    def _renumber(self, m: re.Match) -> str:
+        n = int(m.group(1))
+        if not 1 <= n <= self.sources:
+            return ""  # a source the model was not given: dropped, as in the final answer
+        return f"[{self.numbers.setdefault(n, len(self.numbers) + 1)}]"
 
 
 def _pieces(text: str) -> Iterator[str]:

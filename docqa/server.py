@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, *, embedder=None, moderator=Non
         embedder.embed(["warm up"])
 
     app = Flask("docqa", static_folder=None)  # docqa.web serves /static with its own headers
-    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_mb * 1024 * 1024
     jobs = JobQueue(settings, embedder)

@@ -84,3 +84,25 @@ def test_search_bad_query_names_the_query_field(setup):
     r = setup[0].post("/v1/search", json={"query": "   "})
     assert r.status_code == 400 and r.get_json()["error"]["code"] == "invalid_query"
     assert "'query'" in r.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("deltas", [
+    ["See [3] and [1", "].", " Again [3][9]."],
+    ["See [", "3", "] and [1].", " Again [3][9", "]."],
+    ["See [3] and [1]. Again [3][9]."],
+])
+def test_stream_renumbers_citation_markers_like_the_final_answer(deltas):
+    from docqa.answer import _Renumbering
+
+    markers = _Renumbering(sources=3)
+    streamed = "".join(markers.feed(d) for d in deltas) + markers.flush()
+    assert streamed == "See [1] and [2]. Again [1]."
+
+
+def test_stream_keeps_a_bracket_that_is_not_a_marker():
+    from docqa.answer import _Renumbering
+
+    markers = _Renumbering(sources=2)
+    assert markers.feed("an array a[") == "an array a"
+    assert markers.feed("i] and [2]") == "[i] and [1]"
+    assert markers.flush() == ""
