@@ -20,22 +20,42 @@ _FOLLOW_UP_WORDS = 12  # a question this short, asked after others, is retrieved
 
 
 class Collections:
-    """Open stores and their retrievers, one per collection, shared by every request of a process."""
+    """Open stores and their retrievers, one per collection, shared by every request of a process.
+
+    A handle whose collection was deleted, or deleted and created again (by this or another
+    process), is replaced on the next request; readers never need to be told about writes.
+    """
 
     def __init__(self, settings: Settings, embedder: Embedder) -> None:
         self.settings = settings
         self.embedder = embedder
+        self._stores: dict[str, Store] = {}
         self._retrievers: dict[str, Retriever] = {}
         self._lock = threading.Lock()
+
+    def store(self, name: str) -> Store:
+        """The open store of collection `name`, whatever its embedder; CollectionNotFound when missing."""
+        name = validate_collection_name(name)
+        with self._lock:
+            return self._store(name)
+
+    def _store(self, name: str) -> Store:
+        store = self._stores.get(name)
+        if store is None or not store.is_current():
+            # A stale handle is dropped, not closed: requests still using it finish on their snapshot.
+            self._drop(name)
+            store = Store.open(self.settings.collection_dir(name))
+            self._stores[name] = store
+        return store
 
     def retriever(self, name: str, mode: str | None = None) -> Retriever:
         """The retriever of collection `name`; CollectionNotFound / EmbedderMismatch when it cannot serve."""
         name = validate_collection_name(name)
         key = f"{name}\0{mode or self.settings.retrieval}"
         with self._lock:
+            store = self._store(name)
             retriever = self._retrievers.get(key)
-            if retriever is None or not retriever.store.path.exists():
-                store = Store.open(self.settings.collection_dir(name))
+            if retriever is None or retriever.store is not store:
                 store.check_embedder(self.embedder.name, self.embedder.dim)
                 retriever = Retriever(store, self.embedder, mode=mode or self.settings.retrieval)
                 self._retrievers[key] = retriever
@@ -44,10 +64,15 @@ class Collections:
     def forget(self, name: str) -> None:
         """Drop cached handles of a collection (after it was deleted)."""
         with self._lock:
-            for key in [k for k in self._retrievers if k.split("\0")[0] == name]:
-                self._retrievers.pop(key).store.close()
+            self._drop(name)
+
+    def _drop(self, name: str) -> None:
+        self._stores.pop(name, None)
+        for key in [k for k in self._retrievers if k.split("\0")[0] == name]:
+            del self._retrievers[key]
 
     def names(self) -> list[str]:
+        """Names of the collections on disk."""
         from docqa.store import list_collections
 
         return list_collections(Path(self.settings.index_dir))

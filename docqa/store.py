@@ -11,6 +11,7 @@ already fsynced vectors.faiss was stamped with, and a later run could reuse that
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import fcntl
 import hashlib
@@ -18,6 +19,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -46,6 +48,8 @@ SCHEMA_VERSION = 1
 DB_FILE = "docqa.sqlite"
 VECTORS_FILE = "vectors.faiss"
 LOCK_FILE = "write.lock"
+DELETED_PREFIX = ".deleted-"  # a collection being deleted is renamed to this, a name no collection can have
+PAGE_BREAK = "\n\n"  # docqa.chunk joins pages with it (PAGE_SEPARATOR); pages are tidied so it ends a paragraph
 NAME_RULE = "1-64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SQL_BATCH = 500  # ids per IN (...) query, well under SQLite's bound-parameter limit
@@ -93,6 +97,14 @@ CREATE INDEX IF NOT EXISTS removed_chunks_generation ON removed_chunks(generatio
 #   state.log_floor, and a reader older than log_floor reloads instead of patching.
 
 
+class DocumentNotFound(NotFound):
+    code = "document_not_found"
+
+
+class PageNotFound(NotFound):
+    code = "page_not_found"
+
+
 @dataclass(frozen=True)
 class DocumentRecord:
     """One stored document; `chunking` is the chunking parameters its chunks were cut with."""
@@ -125,6 +137,73 @@ def list_collections(index_dir: Path) -> list[str]:
                   if _NAME_RE.fullmatch(p.name) and (p / DB_FILE).is_file())
 
 
+def remove_collection(path: Path, *, timeout: float = 0.0) -> None:
+    """Deletes a collection under its write lock; CollectionNotFound when missing, CollectionLocked when busy.
+
+    The directory is renamed away before it is removed, so a crash half-way leaves no half-deleted
+    collection, only a hidden directory that purge_deleted() removes.
+    """
+    path = Path(path)
+    name = validate_collection_name(path.name)
+    if path.is_symlink():
+        raise DocqaError(f"Collection '{name}' is a symbolic link ({path} -> {os.readlink(path)}); docqa does not "
+                         "delete through links: remove the link and its target by hand.", status=409,
+                         code="collection_is_link")
+    if not path.is_dir():
+        raise CollectionNotFound(f"No collection '{name}' in {path.parent}/.")
+    doomed = path.parent / f"{DELETED_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+    # The lock is taken without opening the database, so that a damaged collection can be deleted too.
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        _acquire_lock(fd, name, timeout)
+        os.rename(path, doomed)
+        _fsync_dir(path.parent)
+    finally:
+        os.close(fd)  # releases the lock
+    shutil.rmtree(doomed)
+
+
+def purge_deleted(index_dir: Path) -> None:
+    """Removes what deletions interrupted by a crash left under `index_dir`."""
+    root = Path(index_dir)
+    if root.is_dir():
+        for doomed in root.glob(f"{DELETED_PREFIX}*"):
+            shutil.rmtree(doomed, onerror=_ignore_missing)
+
+
+def _ignore_missing(function, path, exc_info) -> None:
+    # Two processes may purge the same directory at once; what the other removed is gone either way.
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
+
+
+def _acquire_lock(fd: int, name: str, timeout: float) -> None:
+    """flock on the open lock file `fd`, waiting up to `timeout` seconds; records our pid in it."""
+    deadline = time.monotonic() + max(timeout, 0.0)
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                raise CollectionLocked(
+                    f"Collection '{name}' is being written by another process (pid {holder}); "
+                    "wait for it to finish or retry with DOCQA_LOCK_TIMEOUT=600") from None
+            time.sleep(min(0.05, left))
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -139,6 +218,14 @@ def _file_identity(path: Path) -> tuple | None:
     except FileNotFoundError:
         return None
     return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _inode(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class Store:
@@ -164,6 +251,8 @@ class Store:
         self._vec_gen = -1
         self._vec_max_id = 0
         self._file_sig: tuple | None = None  # (generation, identity) of the vectors file last read or written
+        self._db_identity: tuple | None = None  # (device, inode) of docqa.sqlite when opened
+        self.created = False  # True when open(create=True) made the collection
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -191,8 +280,9 @@ class Store:
         store = cls(path, create=create, chunking=chunking, index_type=index_type)
         try:
             if create:
-                store._create(embedder, chunking or {}, index_type or "flat")
+                store.created = store._create(embedder, chunking or {}, index_type or "flat")
             store._settings = store._read_settings()
+            store._db_identity = _inode(path / DB_FILE)
             if embedder is not None:
                 store.check_embedder(*embedder)
         except sqlite3.DatabaseError as exc:
@@ -207,7 +297,7 @@ class Store:
             raise
         return store
 
-    def _create(self, embedder: tuple[str, int] | None, chunking: dict, index_type: str) -> None:
+    def _create(self, embedder: tuple[str, int] | None, chunking: dict, index_type: str) -> bool:
         with self._conn() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             # Idempotent and serialised by BEGIN IMMEDIATE: of two concurrent creators one records
@@ -217,7 +307,7 @@ class Store:
                     if statement.strip():
                         conn.execute(statement)
                 if embedder is None or conn.execute("SELECT 1 FROM settings").fetchone():
-                    return
+                    return False
                 now = _now()
                 values = {"schema_version": SCHEMA_VERSION, "embedder": embedder[0], "dim": int(embedder[1]),
                           "chunking": chunking, "index_type": index_type, "created_at": now,
@@ -225,6 +315,7 @@ class Store:
                 conn.executemany("INSERT INTO settings (key, value) VALUES (?, ?)",
                                  [(k, json.dumps(v)) for k, v in values.items()])
                 conn.execute("INSERT INTO state (id, generation, updated_at) VALUES (1, 0, ?)", (now,))
+        return True
 
     def _read_settings(self, conn: sqlite3.Connection | None = None) -> dict:
         try:
@@ -311,6 +402,10 @@ class Store:
         with self._vec_lock:
             self._vec = None
 
+    def is_current(self) -> bool:
+        """False once the collection's database was deleted or replaced (deleted and created again)."""
+        return _inode(self.path / DB_FILE) == self._db_identity
+
     def __enter__(self) -> Store:
         return self
 
@@ -363,7 +458,7 @@ class Store:
             return
         fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            self._acquire(fd, timeout)
+            _acquire_lock(fd, self.name, timeout)
         except BaseException:
             os.close(fd)
             raise
@@ -376,23 +471,6 @@ class Store:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
-
-    def _acquire(self, fd: int, timeout: float) -> None:
-        deadline = time.monotonic() + max(timeout, 0.0)
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-                    raise CollectionLocked(
-                        f"Collection '{self.name}' is being written by another process (pid {holder}); "
-                        "wait for it to finish or retry with DOCQA_LOCK_TIMEOUT=600") from None
-                time.sleep(min(0.05, left))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
 
     def _on_writer_acquired(self) -> None:
         # A publish killed between writing and renaming leaves its temp file; only a writer may remove it.
@@ -435,7 +513,7 @@ class Store:
         with self._conn() as conn:
             row = conn.execute(f"SELECT {self._DOC_COLUMNS} FROM documents WHERE id = ?", (doc_id,)).fetchone()
         if row is None:
-            raise NotFound(f"No document {doc_id} in collection '{self.name}'; "
+            raise DocumentNotFound(f"No document {doc_id} in collection '{self.name}'; "
                            f"`docqa collections show {self.name}` lists them.")
         return self._record(row)
 
@@ -504,7 +582,7 @@ class Store:
         self._require_writer("delete_document")
         with self._write_txn() as conn:
             if not conn.execute("SELECT 1 FROM documents WHERE id = ?", (doc_id,)).fetchone():
-                raise NotFound(f"No document {doc_id} in collection '{self.name}'; "
+                raise DocumentNotFound(f"No document {doc_id} in collection '{self.name}'; "
                                f"`docqa collections show {self.name}` lists them.")
             self._remove_document(conn, doc_id, self._bump(conn))
 
@@ -557,6 +635,51 @@ class Store:
                     yield from (Chunk(*r) for r in rows)
             finally:
                 cursor.close()
+
+    def page_text(self, doc_id: int, page: int) -> str:
+        """Page `page` of a document, reassembled from its chunks with their overlaps removed.
+
+        Chunks do not record where a page starts inside them; for a chunk crossing a page boundary
+        the break is found as `_page_break` explains. Raises PageNotFound when the page has no text.
+        """
+        with self._read_txn() as conn:
+            doc = conn.execute("SELECT name, pages, empty_pages, chunking FROM documents WHERE id = ?",
+                               (doc_id,)).fetchone()
+            if doc is None:
+                raise DocumentNotFound(f"No document {doc_id} in collection '{self.name}'; "
+                                       f"`docqa collections show {self.name}` lists them.")
+            first, last = conn.execute("SELECT min(ord), max(ord) FROM chunks WHERE doc_id = ? AND page_start <= ? "
+                                       "AND page_end >= ?", (doc_id, page, page)).fetchone()
+            final = conn.execute("SELECT max(ord) FROM chunks WHERE doc_id = ?", (doc_id,)).fetchone()[0]
+            if page > doc[1]:
+                raise PageNotFound(f"Document '{doc[0]}' has {doc[1]} pages; there is no page {page}.")
+            if first is None or page in json.loads(doc[2]):
+                raise PageNotFound(f"Page {page} of document '{doc[0]}' has no text (a blank or scanned page "
+                                   "without a text layer).")
+            # One neighbour on each side tells where the page's first and last chunks cross over.
+            rows = conn.execute("SELECT page_start, page_end, text FROM chunks WHERE doc_id = ? AND ord "
+                                "BETWEEN ? AND ? ORDER BY ord", (doc_id, first - 1, last + 1)).fetchall()
+        merged, spans = _merge_chunks([r[2] for r in rows], [(r[0], r[1]) for r in rows],
+                                      json.loads(doc[3]).get("overlap", 1) != 0)
+        chunks = [(start, end, r[0], r[1]) for (start, end), r in zip(spans, rows, strict=True)]
+        inside = [c for c in chunks if c[2] <= page <= c[3]]
+        text_pages = sorted(set(range(1, doc[1] + 1)) - set(json.loads(doc[2])))
+        at = text_pages.index(page)
+        start, end = inside[0][0], inside[-1][1]
+        breaks: dict[int, int] = {}  # text page -> offset of the break before it
+        if first == 0 and last == final:
+            # The whole document is here: when it holds exactly one break per page boundary, that is them.
+            found = [m.start() for m in re.finditer(PAGE_BREAK, merged)]
+            pages_here = text_pages[text_pages.index(chunks[0][2]):text_pages.index(chunks[-1][3]) + 1]
+            if len(found) == len(pages_here) - 1:
+                breaks = dict(zip(pages_here[1:], found, strict=True))
+        if inside[0][2] < page and at > 0:
+            found_at = breaks.get(page, _page_break(merged, chunks, text_pages, text_pages[at - 1], page))
+            start = start if found_at is None else found_at + len(PAGE_BREAK)
+        if inside[-1][3] > page and at + 1 < len(text_pages):
+            found_at = breaks.get(text_pages[at + 1], _page_break(merged, chunks, text_pages, page, text_pages[at + 1]))
+            end = end if found_at is None else found_at
+        return merged[start:end].strip()
 
     # -- dense search -------------------------------------------------------------------------------
 
@@ -649,3 +772,64 @@ class Store:
         while rows := cursor.fetchmany(8192):
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             vec.add(ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), vec.dim))
+
+
+def _merge_chunks(texts: list[str], pages: list[tuple[int, int]], overlapping: bool
+                  ) -> tuple[str, list[tuple[int, int]]]:
+    """Consecutive chunk texts joined with their overlaps removed, and each chunk's span in the result."""
+    merged, spans = "", []
+    for i, text in enumerate(texts):
+        shared = _overlap(texts[i - 1], text) if i and overlapping else 0
+        if i and not shared:  # the chunks met at whitespace: a page break if the pages changed
+            merged += "\n\n" if pages[i][0] > pages[i - 1][1] else "\n"
+        start = len(merged) - shared
+        merged += text[shared:]
+        spans.append((start, start + len(text)))
+    return merged, spans
+
+
+def _page_break(merged: str, chunks: list[tuple[int, int, int, int]], text_pages: list[int],
+                before: int, after: int) -> int | None:
+    """Offset in `merged` of the PAGE_BREAK between text pages `before` and `after`, None if unknown.
+
+    `chunks` are (start, end, page_start, page_end) in `merged`. The chunker ends a chunk at the
+    last paragraph break it can reach and starts the next one at the first paragraph break of its
+    overlap, so a page break usually sits right after the end of the last chunk before it, or
+    right before the start of the first chunk after it; the pages with text in between (each
+    preceded by a break) say how many breaks to skip.
+    """
+    ends = [(end, last) for _, end, _, last in chunks if last <= before]
+    starts = [(start, first) for start, _, first, _ in chunks if first >= after]
+    limit_hi = min(starts)[0] if starts else len(merged)
+    limit_lo = max(ends)[0] if ends else 0
+    if ends:
+        lo, page = max(ends)
+        skip = bisect.bisect_right(text_pages, before) - bisect.bisect_right(text_pages, page)
+        at = lo - 1
+        for _ in range(skip + 1):
+            at = merged.find(PAGE_BREAK, at + 1, limit_hi)
+            if at == -1:
+                break
+        else:
+            return at
+    if starts:
+        hi, page = min(starts)
+        skip = bisect.bisect_left(text_pages, page) - bisect.bisect_left(text_pages, after)
+        at = hi
+        for _ in range(skip + 1):
+            at = merged.rfind(PAGE_BREAK, limit_lo, at)
+            if at == -1:
+                break
+        else:
+            return at
+    return None
+
+
+def _overlap(prev: str, text: str) -> int:
+    """Length of the longest end of `prev` that `text` starts with (a chunk starts inside the one before)."""
+    at = max(1, len(prev) - len(text))
+    while (at := prev.find(text[:1], at)) != -1:
+        if text.startswith(prev[at:]):
+            return len(prev) - at
+        at += 1
+    return 0
