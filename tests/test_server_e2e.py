@@ -283,6 +283,8 @@ def test_readyz_with_remote_providers(settings, fake):
     assert r.status_code == 200, r.get_json()
     assert r.get_json()["checks"] == {"collection:default": "ok", "embedder": "ok", "moderator": "ok"}
     fake.outage(Fault.server_error())
+    assert client.get("/readyz").status_code == 200  # providers that answered are re-probed after PROBE_TTL
+    client = create_app(settings).test_client()
     r = client.get("/readyz")
     assert r.status_code == 503 and int(r.headers["Retry-After"]) >= 1
     checks = r.get_json()["checks"]
