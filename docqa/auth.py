@@ -10,7 +10,7 @@ import hmac
 import ipaddress
 from dataclasses import dataclass
 
-from docqa.errors import DocqaError
+from docqa.errors import DocqaError, Forbidden, Unauthorized
 
 SCOPES = ("read", "write")
 # POST routes that only read: asking and searching change nothing on the server.
@@ -18,12 +18,6 @@ READ_POSTS = frozenset({"/v1/ask", "/v1/search", "/v1/chat/completions", "/v1/em
 PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/favicon.ico"})
 
 
-class Unauthorized(DocqaError):
-    status, code = 401, "unauthorized"
-
-
-class Forbidden(DocqaError):
-    status, code = 403, "forbidden"
 
 
 @dataclass(frozen=True)

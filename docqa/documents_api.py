@@ -23,7 +23,14 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from docqa.errors import CollectionLocked, CollectionNotFound, DocqaError, ExtractionError
+from docqa.errors import (
+    CollectionLocked,
+    CollectionNotFound,
+    DocqaError,
+    ExtractionError,
+    UnsupportedType,
+    UploadTooLarge,
+)
 from docqa.extract import ENCRYPTED, sniff_type
 from docqa.httpjson import json_body
 from docqa.jobs import JobQueue
@@ -49,16 +56,7 @@ _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f]")
 _PDF_PAGES_LOCK = threading.Lock()
 
 
-class UploadTooLarge(DocqaError):
-    status, code = 413, "upload_too_large"
 
-
-class UnsupportedType(DocqaError):
-    status, code = 415, "unsupported_file_type"
-
-
-class Unprocessable(DocqaError):
-    status, code = 422, "unprocessable_file"
 
 
 @dataclass(frozen=True)
@@ -373,7 +371,7 @@ def _check(item: Received, svc: Services) -> None:
     """Refuses a file docqa cannot use before any job is queued: 413, 415 or 422 naming the file."""
     settings = svc.settings
     if item.size == 0:
-        raise Unprocessable(f"'{item.name}' is empty.", code="empty_file")
+        raise ExtractionError(f"'{item.name}' is empty.", code="empty_file")
     if item.size > settings.max_file_mb * MB:
         raise UploadTooLarge(f"'{item.name}' is {item.size / MB:.1f} MB, over the {settings.max_file_mb} MB limit "
                              "for one file (DOCQA_MAX_FILE_MB).", code="file_too_large")
@@ -388,12 +386,12 @@ def _check(item: Received, svc: Services) -> None:
     if kind == "pdf":
         pages = _pdf_pages(item, settings)
         if pages > settings.max_pages:
-            raise Unprocessable(f"'{item.name}' has {pages:,} pages; the limit is {settings.max_pages:,} "
+            raise ExtractionError(f"'{item.name}' has {pages:,} pages; the limit is {settings.max_pages:,} "
                                 "(DOCQA_MAX_PAGES). Split the PDF.", code="too_many_pages")
     elif kind == "text" and item.size > settings.max_chars:
         chars = _count_chars(item.path, settings.max_chars)
         if chars > settings.max_chars:
-            raise Unprocessable(f"'{item.name}' has more than {settings.max_chars:,} characters (DOCQA_MAX_CHARS). "
+            raise ExtractionError(f"'{item.name}' has more than {settings.max_chars:,} characters (DOCQA_MAX_CHARS). "
                                 "Split the file.", code="too_many_characters")
 
 
@@ -423,9 +421,9 @@ def _pdf_pages(item: Received, settings) -> int:
     try:
         return sandbox.call(item.path, timeout=min(settings.extract_timeout, _PAGE_COUNT_TIMEOUT))
     except ExtractionError as exc:
-        raise Unprocessable(f"'{item.name}' is an {exc.message}.") from exc
+        raise ExtractionError(f"'{item.name}' is an {exc.message}.") from exc
     except SandboxError as exc:
-        raise Unprocessable(f"'{item.name}' could not be opened within the extraction limits "
+        raise ExtractionError(f"'{item.name}' could not be opened within the extraction limits "
                             f"(DOCQA_EXTRACT_TIMEOUT, DOCQA_EXTRACT_MEMORY_MB): {exc.message}.") from exc
 
 

@@ -33,6 +33,42 @@ class CollectionNotFound(NotFound):
     code = "collection_not_found"
 
 
+class DocumentNotFound(NotFound):
+    code = "document_not_found"
+
+
+class PageNotFound(NotFound):
+    code = "page_not_found"
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class Unauthorized(DocqaError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(DocqaError):
+    status, code = 403, "forbidden"
+
+
+class CollectionBusy(DocqaError):
+    status, code = 409, "collection_busy"
+
+
+class UploadTooLarge(DocqaError):
+    status, code = 413, "upload_too_large"
+
+
+class UnsupportedType(DocqaError):
+    status, code = 415, "unsupported_file_type"
+
+
 class EmbedderMismatch(DocqaError):
     status, code = 409, "embedder_mismatch"
 

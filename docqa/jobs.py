@@ -31,7 +31,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 from docqa.config import Settings
-from docqa.errors import CollectionLocked, DocqaError, NotFound, ProviderError
+from docqa.errors import (
+    CollectionBusy,
+    CollectionLocked,
+    DocqaError,
+    JobNotFound,
+    ProviderError,
+)
 from docqa.extract import ExtractLimits, Extractor
 from docqa.ingest import Ingester, IngestReport, Progress
 from docqa.store import Store, purge_deleted
@@ -72,12 +78,6 @@ CREATE TABLE IF NOT EXISTS deletions (collection TEXT PRIMARY KEY, owner TEXT NO
 _COLUMNS = "id, collection, status, files, progress, report, error, created_at, started_at, finished_at, attempts"
 
 
-class JobNotFound(NotFound):
-    code = "job_not_found"
-
-
-class CollectionBusy(DocqaError):
-    status, code = 409, "collection_busy"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from docqa.answer import Question, answer_dict, validate_question
 from docqa.config import Settings
-from docqa.errors import DocqaError, EmbedderMismatch, NotFound
+from docqa.errors import DocqaError, EmbedderMismatch, ModelNotFound, NotFound
 from docqa.httpjson import flag, json_body
 from docqa.services import services
 from docqa.store import NAME_RULE, validate_collection_name
@@ -45,9 +45,6 @@ _REFUSED = ("n", "tools", "functions", "tool_choice", "function_call", "response
 # Content parts that carry text; any other part (image_url, input_audio, file) is refused.
 _TEXT_PARTS = ("text", "input_text")
 
-
-class ModelNotFound(NotFound):
-    code = "model_not_found"
 
 
 # ---- errors ----------------------------------------------------------------------------------------

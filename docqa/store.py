@@ -36,8 +36,10 @@ from docqa.errors import (
     CollectionLocked,
     CollectionNotFound,
     DocqaError,
+    DocumentNotFound,
     EmbedderMismatch,
     NotFound,
+    PageNotFound,
 )
 from docqa.types import Chunk, Hit
 from docqa.vectors import INDEX_TYPES, FaissVectors
@@ -97,12 +99,6 @@ CREATE INDEX IF NOT EXISTS removed_chunks_generation ON removed_chunks(generatio
 #   state.log_floor, and a reader older than log_floor reloads instead of patching.
 
 
-class DocumentNotFound(NotFound):
-    code = "document_not_found"
-
-
-class PageNotFound(NotFound):
-    code = "page_not_found"
 
 
 @dataclass(frozen=True)

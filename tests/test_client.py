@@ -1,18 +1,16 @@
 """docqa.Client against real servers on loopback: docqa itself, and small stand-ins for edge cases."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import socket
 import subprocess
 import sys
-import threading
 
 import pytest
 from fakes import HashEmbedder, RecordingChat, RecordingModerator
 from flask import Flask, jsonify, request
-from werkzeug.serving import make_server
+from live import serving
 
 import docqa
 from docqa.client import ClientError, JobFailed, JobTimeout
@@ -23,22 +21,6 @@ from docqa.server import create_app
 from docqa.store import Store
 
 KEY = "client-test-key-0123456789"
-
-
-@contextlib.contextmanager
-def serving(app):
-    """`app` on a free loopback port in a thread; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        services = getattr(app, "extensions", {}).get("docqa")
-        if getattr(services, "jobs", None) is not None:
-            services.jobs.stop()  # the app's ingestion worker threads
 
 
 def make_app(tmp_path, **settings):

@@ -1,16 +1,14 @@
 """docqa's OpenAI-compatible endpoints, driven by the official `openai` SDK over real HTTP on loopback."""
 from __future__ import annotations
 
-import contextlib
 import shutil
-import threading
 
 import numpy as np
 import openai
 import pytest
 import requests
 from fakes import HashEmbedder, RecordingChat, RecordingModerator
-from werkzeug.serving import make_server
+from live import serving
 
 from docqa.config import Settings
 from docqa.errors import ProviderError
@@ -21,22 +19,6 @@ from docqa.store import Store
 
 QUESTION = "What does the frobnicator flag enable?"
 KEY = "reader-key-0123456789"
-
-
-@contextlib.contextmanager
-def serving(app):
-    """`app` on a free loopback port in a thread; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        services = getattr(app, "extensions", {}).get("docqa")
-        if getattr(services, "jobs", None) is not None:
-            services.jobs.stop()  # the app's ingestion worker threads
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import live
 import pytest
 from fakes import HashEmbedder
-from werkzeug.serving import make_server
 
 from docqa.config import Settings
 from docqa.providers.extractive import ExtractiveAnswerer
@@ -96,17 +95,8 @@ def browser(tmp_path_factory):
 def serving(settings: Settings) -> Iterator[str]:
     """The real app with a fast fake embedder on a free loopback port; yields its base URL."""
     app = create_app(settings, embedder=HashEmbedder(), moderator=LocalModerator(), chat=ExtractiveAnswerer())
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="docqa-web-e2e", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        jobs = app.extensions["docqa"].jobs  # the ingestion worker threads, once uploads started them
-        if jobs is not None:
-            jobs.stop()
+    with live.serving(app) as url:
+        yield url + "/"
 
 
 def wait(driver, condition, message: str, timeout: float = WAIT):
