@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import docqa.layout as layout_module
 import docqa.store as store_module
 from docqa.errors import (
     CollectionLocked,
@@ -561,7 +562,7 @@ def test_waiting_writer_gets_the_lock_when_it_is_released(store, path, monkeypat
     waiting = threading.Event()
     real_sleep = time.sleep
 
-    class Clock:  # docqa.store's view of `time`: reports when the writer starts waiting
+    class Clock:  # docqa.layout's view of `time`: reports when the writer starts waiting
         monotonic = staticmethod(time.monotonic)
 
         @staticmethod
@@ -569,7 +570,7 @@ def test_waiting_writer_gets_the_lock_when_it_is_released(store, path, monkeypat
             waiting.set()
             real_sleep(seconds)
 
-    monkeypatch.setattr(store_module, "time", Clock)
+    monkeypatch.setattr(layout_module, "time", Clock)
     other = Store.open(path)
     got: list[str] = []
 
