@@ -13,11 +13,14 @@ import pytest
 
 from docqa.errors import DocqaError
 from docqa.prompt import NO_ANSWER, is_no_answer
-from docqa.providers.extractive import (
-    ExtractiveAnswerer,
-    best_quote,
+from docqa.providers.extractive import ExtractiveAnswerer, best_quote, evidence_is_weak
+from docqa.providers.sentences import (
     content_terms,
-    evidence_is_weak,
+    han_coverage,
+    minilm_vocabulary,
+    name_in,
+    names,
+    rare_words,
     split_sentences,
 )
 from docqa.types import Chunk, Hit
@@ -25,12 +28,14 @@ from docqa.types import Chunk, Hit
 
 @dataclass(frozen=True)
 class Scored:
-    """What the retriever hands over: the fused score plus the raw dense and BM25 scores."""
+    """What the retriever hands over: the fused score, the raw dense and BM25 scores and both ranks."""
 
     chunk: Chunk
     score: float
     dense: float | None = None
     bm25: float | None = None
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
 
 
 def chunk(id: int, doc: str, pages: tuple[int, int], text: str) -> Chunk:
@@ -109,7 +114,8 @@ def test_lines_inside_a_sentence_are_joined_for_display_but_quotes_stay_exact():
 
 def test_weak_evidence_declines_and_lists_the_closest_sources():
     chunks = (INSTALL, RELEASE, TOOLS)
-    result = ExtractiveAnswerer().answer("What is the best recipe for sourdough bread?", hits_for(*chunks))
+    # MiniLM puts an off-topic question near 0.1 of everything; no source says any of its words.
+    result = ExtractiveAnswerer().answer("What is the best recipe for sourdough bread?", hits_for(*chunks, dense=0.3))
     assert not result.answered
     assert result.text.startswith(NO_ANSWER)
     assert is_no_answer(result.text)
@@ -120,7 +126,11 @@ def test_weak_evidence_declines_and_lists_the_closest_sources():
     for c in result.citations:
         assert c.quote and c.quote in source_of(c, chunks).text
         assert not c.quote.rstrip().endswith("?")  # a source's best sentence, not its heading
-    assert any("overlap" in r for r in result.evidence["reasons"])
+    assert any("means and says" in r for r in result.evidence["reasons"]), result.evidence
+    assert result.evidence["support"] == pytest.approx(0.3)
+    # A high cosine alone passes the support check, but no sentence shares a word to quote.
+    paraphrase = ExtractiveAnswerer().answer("What is the best recipe for sourdough bread?", hits_for(*chunks))
+    assert not paraphrase.answered and paraphrase.evidence["reasons"] == ["no sentence supports an answer"]
 
 
 def test_low_dense_similarity_declines_even_with_matching_words():
@@ -277,10 +287,13 @@ def test_plain_hits_without_dense_or_bm25_work():
     ("Tools:\n• lintian - checks packages.\n• fakeroot - fakes root\n",
      ["Tools:", "lintian - checks packages.", "fakeroot - fakes root"]),
     ("第一句话。第二句话！第三句\n话？", ["第一句话。", "第二句话！", "第三句\n话？"]),
+    ("收到报告后 (没错，真的！)，你需要处理。好的。", ["收到报告后 (没错，真的！)，你需要处理。", "好的。"]),
     ("aptitude is a package manager. synaptic is a graphical one.",
      ["aptitude is a package manager.", "synaptic is a graphical one."]),
     ("See Dr. Smith and J. Doe, etc. and so on. Done.",
      ["See Dr. Smith and J. Doe, etc. and so on.", "Done."]),
+    ("Championed by Richard Stallman (https://www.stallman.\norg/). Next one.",
+     ["Championed by Richard Stallman (https://www.stallman.\norg/).", "Next one."]),
 ])
 def test_sentence_splitting(text, expected):
     assert [text[s:e] for s, e in split_sentences(text)] == expected
@@ -300,3 +313,170 @@ def test_content_terms_stem_and_split_chinese():
     assert content_terms("Install a package") == {"install", "packag"}
     terms = content_terms("开发工具是什么")
     assert {"开发", "工具", "发工"} <= terms and "什么" not in terms and "是" not in terms
+
+
+# --- the decline rules on realistic retrieval evidence -------------------------------------------
+
+def ranked(*specs: tuple[Chunk, float | None, int | None, int | None]) -> list[Scored]:
+    """Hits as the hybrid retriever returns them: (chunk, dense cosine, dense rank, BM25 rank)."""
+    return [Scored(c, 1.0 / (i + 1), dense, 8.0 if b else None, d, b) for i, (c, dense, d, b) in enumerate(specs)]
+
+
+DOCKER = "How do I install Docker on Debian?"
+
+
+def test_a_name_the_sources_never_mention_declines():
+    hits = hits_for(INSTALL, RELEASE, dense=0.4)
+    result = ExtractiveAnswerer().answer(DOCKER, hits)
+    assert not result.answered
+    assert result.evidence["missing_terms"] == ["Docker"]
+    assert "the sources never mention Docker" in result.evidence["reasons"]
+    mention = chunk(9, "faq.pdf", (3, 3), "Docker is not packaged in Debian main; install the docker.io package.\\n")
+    assert ExtractiveAnswerer().answer(DOCKER, hits_for(mention, INSTALL, dense=0.4)).answered
+    assert ExtractiveAnswerer(check_terms=False).answer(DOCKER, hits).evidence["missing_terms"] == []
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("How do I enable Secure Boot when installing Debian on a UEFI machine?", ["Secure Boot", "Debian", "UEFI"]),
+    ("What is this FAQ?", ["FAQ"]),                          # a sentence's first word is not a name
+    ("How do I disable IPv6 and SHA256 checks?", ["IPv6", "SHA256"]),
+    ("Who won the 2018 FIFA World Cup?", ["FIFA World Cup"]),  # a lone number is not a name
+    ("How do I create a software RAID 1 array?", ["RAID 1"]),  # a number after a name belongs to it
+    ("Debian 12 是哪一天正式发布的？", ["Debian 12"]),        # Chinese has no capitals: Latin ones are names
+    ("How Do I Install Packages On Debian", []),           # Title Case: capitals say nothing
+    ("how do i install packages with apt?", []),
+])
+def test_names_in_a_question(question, expected):
+    assert names(question) == expected
+
+
+def test_a_rare_word_the_sources_never_mention_declines_unless_a_source_is_close_in_meaning():
+    question = "How do I set up a firewall with nftables?"
+    result = ExtractiveAnswerer().answer(question, hits_for(INSTALL, RELEASE, dense=0.35))
+    assert not result.answered and result.evidence["missing_terms"] == ["firewall", "nftables"]
+    # A passage this close in meaning answers although it words things differently ("like Fedora's").
+    close = ExtractiveAnswerer().answer("Can I use the installer from a Fedora mirror site?", hits_for(INSTALL, dense=0.6))
+    assert close.answered and close.evidence["missing_terms"] == ["Fedora"]
+    far = ExtractiveAnswerer().answer("Can I use the installer from a Fedora mirror site?", hits_for(INSTALL, dense=0.4))
+    assert not far.answered
+    # Ordinary words a user chooses are no reason: "thumb drive" where the documents say "USB stick".
+    thumb = ExtractiveAnswerer().answer("Can Debian be downloaded onto a thumb drive?", hits_for(INSTALL, dense=0.4))
+    assert thumb.answered and thumb.evidence["missing_terms"] == []
+
+
+def test_rare_words_are_those_outside_a_general_vocabulary_in_every_inflection():
+    vocabulary = frozenset("set up firewall installer cache package".split())
+    assert rare_words("How do I set up a firewall with nftables?", vocabulary) == ["nftables"]
+    assert rare_words("Can I delete installers and caches of packages?", vocabulary) == ["delete"]
+    common = minilm_vocabulary()  # MiniLM's word pieces: the common words of English
+    assert {"install", "package", "thumb", "drive", "verify"} <= common
+    assert not {"nftables", "firewall", "checksum", "hibernation", "flatpak"} & common
+    question = "How do I verify the checksum of a downloaded image after hibernation?"
+    assert rare_words(question, common) == ["checksum", "hibernation"]
+
+
+def test_chinese_questions_check_names_but_not_loanwords():
+    # "tarball" is a loanword the Chinese text may say in Chinese; "Debian 12" is a name.
+    loanword = ExtractiveAnswerer().answer("软件包的 tarball 放在哪里？最重要的软件包是什么？", hits_for(CHINESE, dense=0.1))
+    assert loanword.answered and loanword.evidence["missing_terms"] == []
+    named = ExtractiveAnswerer().answer("Debian 12 最重要的软件包是什么？", hits_for(CHINESE, dense=0.9))
+    assert not named.answered and named.evidence["missing_terms"] == ["Debian 12"]
+
+
+def test_name_matching_ignores_case_and_punctuation_but_not_word_parts():
+    assert name_in("SHA256", "checks the SHA-256 sums") and name_in("Debian 12", "debian 12 (bookworm)")
+    assert name_in("RPMs", "converts an RPM package") and name_in("Linux", "aDebianGNU/Linuxsystem")
+    assert not name_in("CD", "an abcd file") and name_in("CD", "a CD-ROM") and name_in("usr", "in /usr/local/")
+    assert not name_in("Debian 12", "Debian 11 and 13")
+
+
+def test_retrievers_that_agree_on_no_passage_decline():
+    question = "Which utility helps me build packages without being the superuser?"
+    # The dense and the BM25 lists each found something, but never the same passage near the top.
+    apart = ranked((TOOLS, 0.5, 30, 1), (RELEASE, 0.6, 1, 40), (INSTALL, 0.5, 2, None))
+    result = ExtractiveAnswerer().answer(question, apart)
+    assert not result.answered and result.evidence["agreement"] == 30
+    assert any("both the dense and the BM25" in r for r in result.evidence["reasons"])
+    together = ranked((TOOLS, 0.5, 3, 1), (RELEASE, 0.6, 1, 40))
+    assert ExtractiveAnswerer().answer(question, together).answered
+    assert ExtractiveAnswerer(max_rank=None).answer(question, apart).answered
+    # Single-list retrieval (dense or bm25 mode) has nothing to agree with: the check is skipped.
+    dense_only = ranked((TOOLS, 0.5, 30, None), (RELEASE, 0.6, 1, None))
+    assert ExtractiveAnswerer().answer(question, dense_only).evidence["agreement"] is None
+    # A sentence restating the question (an FAQ heading) stands for itself...
+    faq = chunk(5, "faq.pdf", (8, 8), "Which utility helps build packages without being the superuser?\n"
+                                      "fakeroot pretends to be root.\n")
+    restated = ExtractiveAnswerer().answer(question, ranked((faq, 0.5, 30, 1), (RELEASE, 0.6, 1, 40)))
+    assert restated.answered and "pretends to be root" in restated.text
+    # ... but a one-word question is "restated" by any sentence naming the word, so it must agree.
+    assert not ExtractiveAnswerer().answer("What does fakeroot do?", apart).answered
+
+
+def test_support_must_come_from_one_passage():
+    question = "How many years do graphical desktop environments get?"
+    # A fair cosine on one source and a few of the question's words on another do not add up.
+    split = ranked((TOOLS, 0.3, 1, 2), (RELEASE, 0.02, 2, 1))
+    result = ExtractiveAnswerer().answer(question, split)
+    assert not result.answered and result.evidence["support"] < 0.4
+    assert result.evidence["best_dense"] + result.evidence["best_overlap"] > 0.4  # but their maxima would
+    together = ranked((RELEASE, 0.3, 1, 1), (TOOLS, 0.02, 2, 2))
+    assert ExtractiveAnswerer().answer(question, together).answered
+
+
+def test_chinese_questions_are_judged_by_their_words_not_an_english_cosine():
+    # MiniLM's cosine for Chinese is noise: a low one does not decline a question the text answers.
+    answered = ExtractiveAnswerer().answer("在开发环境中最重要的软件包是哪个？", ranked((CHINESE, 0.05, 40, 1)))
+    assert answered.answered and "build-essential" in answered.text
+    assert answered.evidence["han_coverage"] == 1.0
+    cooking = ExtractiveAnswerer().answer("红烧肉怎么做才好吃？", ranked((CHINESE, 0.9, 1, 1)))
+    assert not cooking.answered and cooking.evidence["han_coverage"] == 0.0
+    assert any("Chinese words" in r for r in cooking.evidence["reasons"])
+
+
+def test_han_coverage_counts_characters_found_as_words():
+    text = "在你的开发环境中，最重要的软件包是 build-essential。"
+    assert han_coverage("开发环境", text) == 1.0
+    assert han_coverage("开发微信", text) == 0.5  # 微信 is not in the text, 开发 is
+    assert han_coverage("How do I build?", text) is None
+    assert han_coverage("什么是", text) is None  # nothing but function words
+
+
+def test_the_text_under_a_matching_faq_title_is_quoted_first():
+    faq = chunk(1, "debian-faq.en.pdf", (26, 26), (
+        "the kernel-package package. For more information see Section 10.2.\n"
+        "5.5 What is missing from Debian GNU/Linux?\n"
+        "There is a list of packages which still need to be packaged for Debian, the Work-Needing and\n"
+        "Prospective Packages list.\n"))
+    intro = chunk(2, "debian-faq.en.pdf", (9, 9), (
+        "Debian GNU/Linux is a particular distribution of the Linux operating system, and numerous packages\n"
+        "that run on it.\n"))
+    result = ExtractiveAnswerer().answer("What is missing from Debian GNU/Linux?", hits_for(faq, intro))
+    assert result.answered
+    assert result.text.startswith("There is a list of packages which still need to be packaged")
+    assert "5.5 What is missing" not in result.text  # the title itself is not an answer
+
+
+def test_running_headers_are_never_quoted():
+    page = chunk(1, "faq.pdf", (40, 40), (
+        "CHAPTER 7. BASICS OF THE DEBIAN PACKAGE… 7.12. HOW DO I PUT A PACKAGE ON HOLD?\n"
+        "A package on hold keeps its current version when the system is upgraded.\n"))
+    result = ExtractiveAnswerer().answer("How do I put a package on hold?", hits_for(page))
+    assert result.answered and "CHAPTER" not in result.text
+    assert result.text.startswith("A package on hold keeps its current version")
+
+
+def test_scattered_sources_lead_with_the_best_and_keep_their_own_paragraphs():
+    best = chunk(1, "faq.pdf", (40, 40), "Put a package on hold with apt-mark hold to stop its upgrades.\n")
+    early = chunk(2, "faq.pdf", (3, 3), "Packages are upgraded by apt; a hold stops a package's upgrades.\n")
+    result = ExtractiveAnswerer(keep_ratio=0.0).answer("How do I stop upgrades of a package with a hold?",
+                                                       hits_for(best, early))
+    assert result.answered
+    first, second = result.text.split("\n\n")
+    assert "apt-mark hold" in first and first.endswith("[1]") and second.endswith("[2]")
+    assert [c.page_start for c in result.citations] == [40, 3]
+
+
+def test_chinese_display_drops_typesetting_spaces_but_quotes_stay_exact():
+    spaced = chunk(1, "guide.pdf", (9, 9), "一旦你尝试安装该包，它将 拉取其他基本构建环境所需的工具链。\n")
+    result = ExtractiveAnswerer().answer("安装该包会拉取什么工具链？", hits_for(spaced))
+    assert "它将拉取其他" in result.text and "它将 拉取" in result.citations[0].quote
