@@ -80,6 +80,7 @@ def _collection(args, settings: Settings) -> str:
 
 
 def cmd_ingest(args, settings: Settings) -> int:
+    from docqa.chunk import chunking_params
     from docqa.extract import ExtractLimits
     from docqa.ingest import ingest
     from docqa.providers.registry import make_embedder
@@ -88,8 +89,7 @@ def cmd_ingest(args, settings: Settings) -> int:
     name = _collection(args, settings)
     embedder = make_embedder(settings)
     store = Store.open(settings.collection_dir(name), create=True, embedder=(embedder.name, embedder.dim),
-                       chunking={"tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap,
-                                 "limit": embedder.max_tokens})
+                       chunking=chunking_params(settings.chunk_tokens, settings.chunk_overlap, embedder.max_tokens))
     progress = _ProgressPrinter(sys.stderr)
     try:
         report = ingest(store, embedder, args.paths, limits=ExtractLimits.from_settings(settings),

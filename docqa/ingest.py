@@ -247,6 +247,10 @@ class Ingester:
             seen[sha] = cand.name
             existing = self.store.find_document(source=source)
             same = existing if existing and existing.sha256 == sha else self.store.find_document(sha256=sha)
+            if same is not None and same.chunking != self.store.chunking:
+                # Cut with other parameters or an older chunker: re-chunked, unchanged texts keep their vectors.
+                plans.append((cand, sha, same, file_report))
+                continue
             if same is not None:
                 file_report.status = "unchanged"
                 file_report.document_id = same.id

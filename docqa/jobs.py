@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+from docqa.chunk import chunking_params
 from docqa.config import Settings
 from docqa.errors import (
     CollectionBusy,
@@ -418,8 +419,8 @@ class JobQueue:
         try:
             store = Store.open(settings.collection_dir(job.collection), create=True,
                                embedder=(embedder.name, embedder.dim),
-                               chunking={"tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap,
-                                         "limit": embedder.max_tokens})
+                               chunking=chunking_params(settings.chunk_tokens, settings.chunk_overlap,
+                                                        embedder.max_tokens))
             try:
                 # Waits a while for a CLI ingest or a document delete holding the lock, then retries later.
                 with store.writer(timeout=max(settings.lock_timeout, LOCK_RETRY_SECONDS)):

@@ -335,6 +335,11 @@ class Store:
         """(name, dim) of the embedder the collection was built with."""
         return self._settings["embedder"], self._settings["dim"]
 
+    @property
+    def chunking(self) -> dict:
+        """The chunking parameters new documents are cut with (recorded when a writer opened it)."""
+        return dict(self._settings.get("chunking", {}))
+
     def check_embedder(self, name: str, dim: int) -> None:
         """Raises EmbedderMismatch unless (name, dim) is the collection's embedder."""
         have, have_dim = self.embedder

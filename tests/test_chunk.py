@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from docqa import tokens
-from docqa.chunk import Span, chunk_pages, chunk_spans, join_pages
+from docqa.chunk import SECTION_MIN, Span, chunk_pages, chunk_spans, join_pages
 from docqa.errors import DocqaError
 from docqa.types import Page
 
@@ -301,3 +301,66 @@ def test_pages_of_two_documents_are_refused():
     with pytest.raises(ValueError, match="one document"):
         chunk_pages([Page("a", 1, "x"), Page("b", 1, "y")], target_tokens=50, overlap=10, limit=50,
                     measure=len)
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+def numbered_sections(sizes: list[int], seed: int = 9) -> tuple[str, list[int]]:
+    """Sections "N.M Title?" followed by `size` sentences each; the text and each heading's offset."""
+    parts, starts, at = [], [], 0
+    for n, size in enumerate(sizes, 1):
+        body = " ".join(sentences(size, seed=seed + n))
+        # Wrapped lines, as PDF text comes: a section is not one paragraph.
+        section = f"{n // 4 + 1}.{n % 4 + 1} How does option {n} work?\n" + body.replace(". ", ".\n", 2)
+        starts.append(at)
+        parts.append(section)
+        at += len(section) + 1
+    return "\n".join(parts), starts
+
+
+def test_a_section_heading_starts_a_chunk_without_overlap():
+    # Sections of 2-12 sentences (about 25-150 tokens): the chunker would otherwise fill 200-token
+    # chunks across them and start each chunk inside the previous one's last 40 tokens.
+    rng = random.Random(11)
+    text, headings = numbered_sections([rng.randint(2, 12) for _ in range(40)])
+    target = 200
+    spans = chunk_spans(text, target_tokens=target, overlap=40, limit=UNLIMITED, measure=len)
+    assert_valid(text, spans, target=target, limit=UNLIMITED, measure=len)
+    starts = {s.start for s in spans}
+    for prev_heading, heading in zip(headings, headings[1:], strict=False):
+        if tokens.count(text[prev_heading:heading]) >= target * SECTION_MIN:
+            assert heading in starts, text[heading:heading + 40]
+    for prev, span in zip(spans, spans[1:], strict=False):
+        if span.start in headings:
+            assert span.start > prev.end  # nothing of the previous section is repeated
+        # No chunk runs past a heading that lies beyond its first SECTION_MIN tokens.
+        inner = [h for h in headings if span.start < h < span.end]
+        assert all(tokens.count(text[span.start:h]) < target * SECTION_MIN + 2 for h in inner), inner
+
+
+def test_short_sections_are_kept_together():
+    text, headings = numbered_sections([1] * 30)  # about 12 tokens a section
+    spans = chunk_spans(text, target_tokens=200, overlap=40, limit=UNLIMITED, measure=len)
+    assert_valid(text, spans, target=200, limit=UNLIMITED, measure=len)
+    assert len(spans) < len(headings) / 2
+    assert all(s.tokens >= 200 * SECTION_MIN for s in spans[:-1])
+
+
+def test_a_long_section_is_still_cut_by_size_with_overlap():
+    text, headings = numbered_sections([60])
+    spans = chunk_spans(text, target_tokens=100, overlap=20, limit=UNLIMITED, measure=len)
+    assert_valid(text, spans, target=100, limit=UNLIMITED, measure=len)
+    assert len(spans) > 5 and spans[0].start == headings[0]
+    assert all(nxt.start < prev.end for prev, nxt in zip(spans, spans[1:], strict=False))
+
+
+def test_a_table_of_contents_is_chunked_as_plain_lines():
+    # Every entry starts like a section heading; the dot leaders and page numbers say it is not one.
+    entries = [f"{i // 5 + 1}.{i % 5 + 1} How does option {i} work? " + ". " * 12 + str(i + 3) for i in range(60)]
+    entries[7] = "2.3 How does option 7 work, and what does it do when a long title wraps onto\nthe next line? . . 9"
+    text = "\n".join(entries)
+    spans = chunk_spans(text, target_tokens=200, overlap=40, limit=UNLIMITED, measure=len)
+    assert_valid(text, spans, target=200, limit=UNLIMITED, measure=len)
+    assert len(spans) > 3
+    for prev, nxt in zip(spans, spans[1:], strict=False):
+        assert nxt.start < prev.end  # overlapping as usual, not restarted at each "heading"

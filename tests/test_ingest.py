@@ -81,6 +81,23 @@ def test_changed_file_replaces_chunks_and_reuses_vectors(tmp_path, store):
     assert len(texts) == guide.chunks
 
 
+def test_documents_cut_by_another_chunker_are_rechunked_reusing_vectors(tmp_path, store):
+    docs, embedder = _docs(tmp_path), HashEmbedder()
+    _run(store, embedder, [docs])
+    store.close()
+    newer = Store.open(tmp_path / "idx" / "c", chunking={"tokens": 60, "overlap": 10, "version": 99})
+    try:
+        embedder.calls.clear()
+        report = _run(newer, embedder, [docs])
+        assert [f.status for f in report.files] == ["updated"] * 3
+        # The same texts are cut the same way here, so every vector is reused and nothing is embedded.
+        assert embedder.calls == [] and all(f.reused == f.chunks > 0 for f in report.files)
+        assert {d.chunking["version"] for d in newer.documents()} == {99} and len(newer.documents()) == 3
+        assert [f.status for f in _run(newer, embedder, [docs]).files] == ["unchanged"] * 3
+    finally:
+        newer.close()
+
+
 def test_same_content_twice_is_one_document(tmp_path, store):
     docs, embedder = _docs(tmp_path), HashEmbedder()
     (docs / "copy-of-notes.txt").write_bytes((docs / "notes.txt").read_bytes())

@@ -216,6 +216,32 @@ def test_tables_of_contents_are_recognised():
     assert not is_navigation("Wait.... really 5")
 
 
+def test_wrapped_table_of_contents_entries_are_navigation():
+    # Titles too long for one line wrap, and some leave room for two leader dots only; chapter lines
+    # have no leader at all. Only two lines here end in a full leader.
+    toc = ("14 Redistributing Debian GNU/Linux in a commercial product 59\n"
+           "14.1 Can I make and sell Debian CDs? . . . . . . . . . . . . . . . . . . . . 59\n"
+           "14.2 Can Debian be packaged with non-free software? . . . . . . . . . . . . 59\n"
+           "14.3 I am making a special Linux distribution for a vertical market. Can I use Debian\n"
+           "GNU/Linux for the guts of a Linux system and add my own applications on top of it? . . 59\n"
+           "14.4 Can I put my commercial program in a Debian package so that it installs on\n"
+           "any Debian system?")
+    assert is_navigation(toc)
+
+
+def test_the_end_of_a_table_of_contents_before_the_text_is_not_navigation():
+    # A chunk that starts in the contents and runs into the first section answers questions.
+    # Three of its seven lines end in a leader, but the contents hold a fifth of its text.
+    text = ("16.3 Acknowledgements . . . . . . . . . . . . . . . . . . . . . . 63\n"
+            "16.4 Document format . . . . . . . . . . . . . . . . . . . . . . . 64\n"
+            "16.5 Index . . . . . . . . . . . . . . . . . . . . . . . . . . . . 65\n"
+            "This document gives frequently asked questions (with their answers!) about the Debian\n"
+            "distribution and about the Debian project. If applicable, pointers to other documentation\n"
+            "will be given: we won't quote large parts of external documentation in this document.\n"
+            "You'll find out that some answers assume some knowledge of Unix-like operating systems.")
+    assert not is_navigation(text)
+
+
 # --- BM25 against references ------------------------------------------------------------------
 
 VOCAB = ["debian", "package", "kernel", "apt-get", "文件", "规则", "rules", "build", "the", "maintainer"]
