@@ -400,6 +400,12 @@ def test_retrievers_that_agree_on_no_passage_decline():
     together = ranked((TOOLS, 0.5, 3, 1), (RELEASE, 0.6, 1, 40))
     assert ExtractiveAnswerer().answer(question, together).answered
     assert ExtractiveAnswerer(max_rank=None).answer(question, apart).answered
+    # The default bound is 20: agreement at rank 20 passes, at 21 it declines (paraphrases reach 14).
+    edge = ranked((TOOLS, 0.5, 20, 18), (RELEASE, 0.6, 1, 40))
+    assert ExtractiveAnswerer().answer(question, edge).answered
+    beyond = ranked((TOOLS, 0.5, 21, 1), (RELEASE, 0.6, 1, 40))
+    declined = ExtractiveAnswerer().answer(question, beyond)
+    assert not declined.answered and declined.evidence["agreement"] == 21
     # Single-list retrieval (dense or bm25 mode) has nothing to agree with: the check is skipped.
     dense_only = ranked((TOOLS, 0.5, 30, None), (RELEASE, 0.6, 1, None))
     assert ExtractiveAnswerer().answer(question, dense_only).evidence["agreement"] is None
