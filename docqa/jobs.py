@@ -420,7 +420,8 @@ class JobQueue:
             store = Store.open(settings.collection_dir(job.collection), create=True,
                                embedder=(embedder.name, embedder.dim),
                                chunking=chunking_params(settings.chunk_tokens, settings.chunk_overlap,
-                                                        embedder.max_tokens))
+                                                        embedder.max_tokens),
+                               index_type=settings.index_type)
             try:
                 # Waits a while for a CLI ingest or a document delete holding the lock, then retries later.
                 with store.writer(timeout=max(settings.lock_timeout, LOCK_RETRY_SECONDS)):

@@ -205,3 +205,24 @@ def test_cli_unknown_collection_says_how_to_ingest(tmp_path, monkeypatch, capsys
     status = cli.main(["--index-dir", str(tmp_path / "idx"), "search", "x", "--collection", "nope"])
     err = capsys.readouterr().err
     assert status == 1 and "docqa ingest" in err and err.count("\n") == 1
+
+
+def test_index_type_setting_reaches_the_collection(tmp_path, monkeypatch, capsys):
+    from docqa import cli
+    from docqa.providers import registry
+
+    monkeypatch.setitem(registry.EMBEDDERS, "local", lambda s: HashEmbedder())
+    docs, idx = _docs(tmp_path), str(tmp_path / "idx")
+    assert cli.main(["--index-dir", idx, "ingest", str(docs), "--collection", "c"]) == 0
+    assert Store.open(tmp_path / "idx" / "c").info()["index_type"] == "flat"
+    monkeypatch.setenv("DOCQA_INDEX_TYPE", "hnsw")
+    assert cli.main(["--index-dir", idx, "ingest", str(docs), "--collection", "c"]) == 0
+    store = Store.open(tmp_path / "idx" / "c")
+    assert store.info()["index_type"] == "hnsw"
+    hits = store.search(HashEmbedder().embed(["frobnicator flag turbo mode"])[0], 1)
+    assert hits[0].chunk.doc == "notes.txt"
+    store.close()
+    capsys.readouterr()
+    monkeypatch.setenv("DOCQA_INDEX_TYPE", "annoy")
+    assert cli.main(["--index-dir", idx, "ingest", str(docs), "--collection", "c"]) != 0
+    assert "valid types: flat, hnsw, ivf" in capsys.readouterr().err

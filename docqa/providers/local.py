@@ -61,18 +61,21 @@ class MiniLMEmbedder:
     # The name identifies the vector space, and both modes produce the same one: int8 vectors have
     # cosine 0.993 to exact ones on average (0.98 at the 1st percentile of the eval set's chunks), so
     # a collection built in one mode can be queried in the other and switching modes never forces a
-    # re-index. The mode is recorded separately in `mode`. exact is the default: on the eval set,
-    # int8 moved MRR@10 of single kinds by up to 1.3 points either way (dense heading questions
-    # 0.963 against 0.976), because a cosine perturbation of that size reorders near-ties, and
-    # dynamic quantization picks one activation scale per batch, so even the same text in another
-    # batch moves by that much (cosine 0.994). Keeping the largest error source, the second FFN
-    # matmul, in fp32 cut the error to a third but still moved MRR by up to 1.2 points, at 46
-    # CPU-ms a chunk against 59 for exact (int8: 37; sentence-transformers on torch: 69).
+    # re-index. The mode is recorded separately in `mode`. int8 is the default: with the default
+    # hybrid retrieval it scores the same as exact on every kind of the eval set (recall@5
+    # identical; MRR@10 identical on heading and zh, 0.834 against 0.823 on paraphrase), and it is
+    # what takes a whole ingest past 2x the LangChain recipe (2.6x against 1.6x for exact, in
+    # bench/peer.py). Dense-only retrieval is where int8 shows: MRR@10 of single kinds moves by up
+    # to 1.3 points (heading 0.963 against 0.976), because dynamic quantization picks one
+    # activation scale per batch (the same text in another batch moves by cosine 0.994) and that
+    # reorders near-ties; DOCQA_RETRIEVAL=dense deployments should set exact. Keeping the second
+    # FFN matmul in fp32 cut the error to a third but still moved dense MRR by up to 1.2 points, at
+    # 46 CPU-ms a chunk against 37 for int8 and 59 for exact (sentence-transformers on torch: 69).
     name = "local/all-MiniLM-L6-v2"
     dim = 384
     max_tokens = MAX_SEQUENCE - 2
 
-    def __init__(self, mode: str = "exact", threads: int = 0, batch_size: int = 32, cache_dir: str = "") -> None:
+    def __init__(self, mode: str = "int8", threads: int = 0, batch_size: int = 32, cache_dir: str = "") -> None:
         if mode not in MODES:
             raise DocqaError(f"Unknown local embedder mode {mode!r}: set DOCQA_LOCAL_EMBED_MODE to one of "
                              f"{', '.join(MODES)}.", code="bad_setting")
