@@ -44,6 +44,7 @@ from docqa.store import (
     validate_collection_name,
 )
 
+_INT = re.compile(r"[0-9]{1,18}")  # ASCII digits only, and small enough for SQLite's 64-bit integers
 blueprint = Blueprint("documents_api", __name__)
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,7 @@ def upload(name: str):
         for item in files:
             _check(item, svc)
         _sync_tree(spool)
-        _open_or_create(svc, name)
-        job = jobs.submit(job_id, name, [item.name for item in files])
+        job = jobs.submit(job_id, name, [item.name for item in files], prepare=lambda: _open_or_create(svc, name))
     except BaseException:
         shutil.rmtree(spool, onerror=_ignore_missing)
         raise
@@ -179,7 +179,7 @@ def delete_document(name: str, doc_id: str):
 def get_page(name: str, doc_id: str, page: str):
     store = _store(services(), name)
     document = _document(store, doc_id)
-    if not page.isdigit() or int(page) < 1:
+    if not _INT.fullmatch(page) or int(page) < 1:
         raise DocqaError(f"Page {page!r} is not a page number: pages are numbered from 1.", code="invalid_page")
     text = store.page_text(document.id, int(page))
     return jsonify({"document": document.name, "id": document.id, "page": int(page), "text": text})
@@ -198,7 +198,7 @@ def list_jobs():
     if collection is not None:
         collection = validate_collection_name(collection)
     limit = request.args.get("limit", "100")
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+    if not _INT.fullmatch(limit) or not 1 <= int(limit) <= 1000:
         raise DocqaError("'limit' must be a whole number from 1 to 1000.", code="invalid_limit")
     jobs = _jobs(services()).list(collection, int(limit))
     return jsonify({"jobs": [job.to_dict() for job in jobs]})
@@ -233,12 +233,13 @@ def _store(svc: Services, name: str):
 
 def _open_or_create(svc: Services, name: str) -> bool:
     """Creates the collection with the server's embedder when missing; True if this call created it."""
+    from docqa.chunk import chunking_params
     from docqa.store import Store
 
     embedder = svc.embedder
     store = Store.open(svc.settings.collection_dir(name), create=True, embedder=(embedder.name, embedder.dim),
-                       chunking={"tokens": svc.settings.chunk_tokens, "overlap": svc.settings.chunk_overlap,
-                                 "limit": embedder.max_tokens})
+                       chunking=chunking_params(svc.settings.chunk_tokens, svc.settings.chunk_overlap,
+                                                embedder.max_tokens), index_type=svc.settings.index_type)
     store.close()
     return store.created
 
@@ -246,7 +247,7 @@ def _open_or_create(svc: Services, name: str) -> bool:
 def _document(store, raw: str) -> DocumentRecord:
     missing = DocumentNotFound(f"No document {raw} in collection '{store.name}'; "
                                f"GET /v1/collections/{store.name}/documents lists them.")
-    if not raw.isdigit():
+    if not _INT.fullmatch(raw):
         raise missing
     try:
         return store.document(int(raw))

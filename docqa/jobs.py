@@ -233,12 +233,18 @@ class JobQueue:
         """Where each of the job's files is spooled: <job dir>/<n>/<display name>."""
         return [self.spool_dir(job.id) / str(n) / name for n, name in enumerate(job.files)]
 
-    def submit(self, job_id: str, collection: str, files: list[str]) -> Job:
-        """Queues a job for files already spooled under spool_dir(job_id); CollectionBusy while it is deleted."""
+    def submit(self, job_id: str, collection: str, files: list[str], prepare=None) -> Job:
+        """Queues a job for files already spooled under spool_dir(job_id); CollectionBusy while it is deleted.
+
+        `prepare` (e.g. creating the collection) runs inside the same transaction as the deletion
+        check, so a collection being deleted by another process is never re-created behind its back.
+        """
         with self._txn() as conn:
             if conn.execute("SELECT 1 FROM deletions WHERE collection = ?", (collection,)).fetchone():
                 raise CollectionBusy(f"Collection '{collection}' is being deleted; upload again once the "
                                      "delete has finished.")
+            if prepare is not None:
+                prepare()
             conn.execute("INSERT INTO jobs (id, collection, status, files, progress, created_at) "
                          "VALUES (?, ?, 'queued', ?, ?, ?)",
                          (job_id, collection, json.dumps(files), json.dumps(_progress(len(files))), _now()))

@@ -404,3 +404,26 @@ def test_a_locked_collection_is_409_and_a_damaged_one_can_still_be_deleted(api):
         r = client.delete("/v1/collections/books")
         assert error(r, 409)["code"] == "collection_locked" and r.headers["Retry-After"] == "5"
     assert client.delete("/v1/collections/books").status_code == 200
+
+
+@pytest.mark.parametrize("raw", ["\u00b2", "\u0661", "99999999999999999999", "-1", "1.0"])
+def test_odd_ids_pages_and_limits_are_4xx_never_500(api, raw):
+    client, _ = api()
+    ingest(client, [("book.txt", BOOK.encode())])
+    assert error(client.get(f"/v1/collections/books/documents/{raw}"), 404)["code"] == "document_not_found"
+    assert error(client.delete(f"/v1/collections/books/documents/{raw}"), 404)["code"] == "document_not_found"
+    assert error(client.get(f"/v1/collections/books/documents/1/pages/{raw}"), 400)["code"] == "invalid_page"
+    assert error(client.get(f"/v1/jobs?limit={raw}"), 400)["code"] == "invalid_limit"
+    assert len(client.get("/v1/collections/books/documents").get_json()["documents"]) == 1
+
+
+def test_an_upload_while_another_process_deletes_the_collection_creates_nothing(api):
+    client, svc = api()
+    ingest(client, [("book.txt", BOOK.encode())])
+    other_client, other = api()
+    with other.jobs.deleting("books"):
+        from docqa.store import remove_collection
+
+        remove_collection(svc.settings.collection_dir("books"))
+        assert error(upload(client, [("notes.md", NOTES.encode())]), 409)["code"] == "collection_busy"
+    assert error(other_client.get("/v1/collections/books"), 404)["code"] == "collection_not_found"
