@@ -16,6 +16,7 @@ from docqa.store import Store, validate_collection_name
 from docqa.types import Answer, Citation, Hit
 
 _CITE = re.compile(r"\[(\d{1,3})\]")
+MAX_HISTORY_TURNS = 100  # every user turn is moderated, so the count is bounded, not only the characters
 _FOLLOW_UP_WORDS = 12  # a question this short, asked after others, is retrieved together with the last one
 
 
@@ -103,7 +104,7 @@ class AskPipeline:
         """Moderation of the question and the user turns of history; raises Flagged when any is."""
         if self.moderator is None:
             return {"flagged": False, "categories": [], "checked": False}
-        texts = [q.text] + [t["content"] for t in q.history if t.get("role") == "user"]
+        texts = [q.text] + [t["content"] for t in q.history if t.get("role") == "user" and t["content"].strip()]
         try:
             results = self.moderator.moderate(texts)
         except ProviderError as exc:
@@ -310,6 +311,9 @@ def validate_question(body: object, settings: Settings, field: str = "question")
     if not 1 <= top_k <= settings.max_top_k:
         raise DocqaError(f"'top_k' must be between 1 and {settings.max_top_k}.", code="invalid_top_k")
     history = _field(body, "history", list, [])
+    if len(history) > MAX_HISTORY_TURNS:
+        raise DocqaError(f"'history' has {len(history)} turns; send at most the {MAX_HISTORY_TURNS} most recent.",
+                         code="history_too_long")
     turns = []
     for i, turn in enumerate(history):
         if not (isinstance(turn, dict) and turn.get("role") in ("user", "assistant")

@@ -190,6 +190,9 @@ class Client:
         except requests.ConnectionError as exc:
             raise ClientError(None, "connection_error", f"Could not reach {self.base_url} ({exc.__class__.__name__}): "
                               "is the server running (`docqa serve`) and the URL right?") from exc
+        except requests.RequestException as exc:  # a malformed URL, a response cut off mid-body, ...
+            raise ClientError(None, "request_error", f"{method} {url} failed: {exc}; check the base URL "
+                              "(http://HOST:PORT).") from exc
         try:
             body = response.json()
         except ValueError:

@@ -2,21 +2,34 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 
 from flask import request
 
 from docqa.errors import DocqaError
 
+log = logging.getLogger("docqa.server")
+
 
 def json_body() -> dict:
     """The request's JSON object; a 400 naming the fix when it is missing or not an object."""
-    body = request.get_json(silent=True, force=True)
+    try:
+        body = request.get_json(silent=True, force=True)
+    except RecursionError as exc:  # not a ValueError, so get_json's silent mode lets it through
+        raise DocqaError("The request body nests JSON too deeply; send a flat JSON object.",
+                         code="invalid_json") from exc
     if body is None:
         raise DocqaError("The request body is not valid JSON. Send a JSON object with "
                          "Content-Type: application/json.", code="invalid_json")
     if not isinstance(body, dict):
         raise DocqaError("The request body must be a JSON object.", code="invalid_json")
+    try:
+        # JSON may escape half a surrogate pair ("\ud800"); no tokenizer or store accepts that text.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DocqaError("The request body contains an unpaired UTF-16 surrogate (such as \\ud800); "
+                         "send valid Unicode text.", code="invalid_text") from exc
     return body
 
 
@@ -35,3 +48,7 @@ def sse(events: Iterator[tuple[str, dict]]) -> Iterator[str]:
             yield f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
     except DocqaError as exc:
         yield f"event: error\ndata: {json.dumps(exc.to_dict(), ensure_ascii=False)}\n\n"
+    except Exception:  # headers are sent: the client still learns the stream failed, and why to look at the log
+        log.exception("unhandled error in an answer stream")
+        body = {"error": {"code": "internal_error", "message": "docqa hit an internal error; the server log has the details."}}
+        yield f"event: error\ndata: {json.dumps(body)}\n\n"

@@ -90,7 +90,11 @@ def _docqa_error(exc: DocqaError) -> Response:
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
     code = (exc.name or "error").lower().replace(" ", "_")
-    return _error_response(status, _error_body(status, code, exc.description or exc.name))
+    response = _error_response(status, _error_body(status, code, exc.description or exc.name))
+    for name, value in exc.get_headers():  # e.g. Allow on a 405
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 @blueprint.errorhandler(Exception)
@@ -346,6 +350,10 @@ def _chunks(first: tuple[str, dict], events: Generator[tuple[str, dict], None, N
     except DocqaError as exc:
         # Headers are sent: the error travels in the stream, where OpenAI SDKs raise it as an APIError.
         body = _error_body(exc.status, exc.code, exc.message, exc.details)
+        yield f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+    except Exception:
+        log.exception("unhandled error in a chat completion stream")
+        body = _error_body(500, "internal_error", "docqa hit an internal error; the server log has the details.")
         yield f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
     finally:
         events.close()  # a client that hung up stops the chat model's stream too

@@ -66,6 +66,9 @@ def create_app(settings: Settings | None = None, *, embedder=None, moderator=Non
         code = (exc.name or "error").lower().replace(" ", "_")
         response = jsonify({"error": {"code": code, "message": exc.description or exc.name}})
         response.status_code = exc.code or 500
+        for name, value in exc.get_headers():  # e.g. Allow on a 405
+            if name.lower() != "content-type":
+                response.headers[name] = value
         return response
 
     @app.errorhandler(Exception)

@@ -241,3 +241,11 @@ def test_create_collection_and_conflicts(full):
     with pytest.raises(ClientError) as err:
         client.job("no-such-job")
     assert (err.value.status, err.value.code) == (404, "job_not_found")
+
+
+def test_a_malformed_base_url_is_a_client_error():
+    from docqa.client import Client, ClientError
+
+    with pytest.raises(ClientError) as caught:
+        Client("127.0.0.1:8000").collections()
+    assert caught.value.code == "request_error" and "http://HOST:PORT" in str(caught.value)

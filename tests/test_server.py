@@ -106,3 +106,46 @@ def test_stream_keeps_a_bracket_that_is_not_a_marker():
     assert markers.feed("an array a[") == "an array a"
     assert markers.feed("i] and [2]") == "[i] and [1]"
     assert markers.flush() == ""
+
+
+@pytest.mark.parametrize("path", ["/v1/ask", "/v1/search", "/v1/chat/completions", "/v1/collections"])
+def test_deeply_nested_json_is_400_not_500(setup, path):
+    client, *_ = setup
+    r = client.post(path, data="[" * 100_000, content_type="application/json")
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "invalid_json"
+
+
+def test_unpaired_surrogates_are_400_before_any_provider(setup):
+    client, embedder, moderator, chat = setup
+    r = client.post("/v1/ask", data='{"question": "What does the frobnicator flag enable? \\ud800"}',
+                    content_type="application/json")
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "invalid_text"
+    assert embedder.calls == [] and moderator.seen == [] and chat.calls == []
+
+
+def test_history_turns_are_bounded_and_empty_turns_are_not_moderated(setup):
+    client, _, moderator, _ = setup
+    body = {"question": "What does the frobnicator flag enable?", "history": [{"role": "user", "content": ""}] * 101}
+    r = client.post("/v1/ask", json=body)
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "history_too_long" and moderator.seen == []
+    body["history"] = [{"role": "user", "content": ""}] * 3 + [{"role": "user", "content": "and the flag?"}]
+    assert client.post("/v1/ask", json=body).status_code == 200
+    assert moderator.seen == ["What does the frobnicator flag enable?", "and the flag?"]
+
+
+def test_wrong_method_is_405_json_with_allow(setup):
+    client, *_ = setup
+    r = client.get("/v1/ask")
+    assert r.status_code == 405 and r.headers["Allow"] and "POST" in r.headers["Allow"]
+    assert r.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_stream_that_fails_unexpectedly_ends_with_an_error_event():
+    from docqa.httpjson import sse
+
+    def events():
+        yield "delta", {"text": "partial"}
+        raise RuntimeError("boom")
+
+    out = "".join(sse(events()))
+    assert out.startswith("event: delta") and out.endswith('"internal_error", "message": "docqa hit an internal error; the server log has the details."}}\n\n')
