@@ -284,3 +284,93 @@ def _token_bounds(text: str) -> np.ndarray:
         parts.append(tokens.offsets(text[at:end])[1:] + at)
         at = end
     return np.concatenate(parts)
+
+
+def page_from_chunks(rows: list[tuple[int, int, str]], page: int, *, pages: int, empty_pages: list[int],
+                     overlapping: bool, whole_document: bool) -> str:
+    """Text of `page` rebuilt from consecutive (page_start, page_end, text) chunks covering it.
+
+    `rows` also hold one neighbouring chunk on each side when there is one: they tell where the
+    page's first and last chunks cross over. `whole_document` says that rows are every chunk.
+    """
+    merged, spans = _merge_chunks([r[2] for r in rows], [(r[0], r[1]) for r in rows], overlapping)
+    chunks = [(start, end, r[0], r[1]) for (start, end), r in zip(spans, rows, strict=True)]
+    inside = [c for c in chunks if c[2] <= page <= c[3]]
+    text_pages = sorted(set(range(1, pages + 1)) - set(empty_pages))
+    at = text_pages.index(page)
+    start, end = inside[0][0], inside[-1][1]
+    breaks: dict[int, int] = {}  # text page -> offset of the break before it
+    if whole_document:
+        # The whole document is here: when it holds exactly one break per page boundary, that is them.
+        found = [m.start() for m in re.finditer(PAGE_SEPARATOR, merged)]
+        pages_here = text_pages[text_pages.index(chunks[0][2]):text_pages.index(chunks[-1][3]) + 1]
+        if len(found) == len(pages_here) - 1:
+            breaks = dict(zip(pages_here[1:], found, strict=True))
+    if inside[0][2] < page and at > 0:
+        found_at = breaks.get(page, _page_break(merged, chunks, text_pages, text_pages[at - 1], page))
+        start = start if found_at is None else found_at + len(PAGE_SEPARATOR)
+    if inside[-1][3] > page and at + 1 < len(text_pages):
+        found_at = breaks.get(text_pages[at + 1], _page_break(merged, chunks, text_pages, page, text_pages[at + 1]))
+        end = end if found_at is None else found_at
+    return merged[start:end].strip()
+
+
+def _merge_chunks(texts: list[str], pages: list[tuple[int, int]], overlapping: bool
+                  ) -> tuple[str, list[tuple[int, int]]]:
+    """Consecutive chunk texts joined with their overlaps removed, and each chunk's span in the result."""
+    merged, spans = "", []
+    for i, text in enumerate(texts):
+        shared = _overlap(texts[i - 1], text) if i and overlapping else 0
+        if i and not shared:  # the chunks met at whitespace: a page break if the pages changed
+            merged += "\n\n" if pages[i][0] > pages[i - 1][1] else "\n"
+        start = len(merged) - shared
+        merged += text[shared:]
+        spans.append((start, start + len(text)))
+    return merged, spans
+
+
+def _page_break(merged: str, chunks: list[tuple[int, int, int, int]], text_pages: list[int],
+                before: int, after: int) -> int | None:
+    """Offset in `merged` of the PAGE_SEPARATOR between text pages `before` and `after`, None if unknown.
+
+    `chunks` are (start, end, page_start, page_end) in `merged`. The chunker ends a chunk at the
+    last paragraph break it can reach and starts the next one at the first paragraph break of its
+    overlap, so a page break usually sits right after the end of the last chunk before it, or
+    right before the start of the first chunk after it; the pages with text in between (each
+    preceded by a break) say how many breaks to skip.
+    """
+    ends = [(end, last) for _, end, _, last in chunks if last <= before]
+    starts = [(start, first) for start, _, first, _ in chunks if first >= after]
+    limit_hi = min(starts)[0] if starts else len(merged)
+    limit_lo = max(ends)[0] if ends else 0
+    if ends:
+        lo, page = max(ends)
+        skip = bisect.bisect_right(text_pages, before) - bisect.bisect_right(text_pages, page)
+        at = lo - 1
+        for _ in range(skip + 1):
+            at = merged.find(PAGE_SEPARATOR, at + 1, limit_hi)
+            if at == -1:
+                break
+        else:
+            return at
+    if starts:
+        hi, page = min(starts)
+        skip = bisect.bisect_left(text_pages, page) - bisect.bisect_left(text_pages, after)
+        at = hi
+        for _ in range(skip + 1):
+            at = merged.rfind(PAGE_SEPARATOR, limit_lo, at)
+            if at == -1:
+                break
+        else:
+            return at
+    return None
+
+
+def _overlap(prev: str, text: str) -> int:
+    """Length of the longest end of `prev` that `text` starts with (a chunk starts inside the one before)."""
+    at = max(1, len(prev) - len(text))
+    while (at := prev.find(text[:1], at)) != -1:
+        if text.startswith(prev[at:]):
+            return len(prev) - at
+        at += 1
+    return 0

@@ -11,7 +11,6 @@ already fsynced vectors.faiss was stamped with, and a later run could reuse that
 """
 from __future__ import annotations
 
-import bisect
 import contextlib
 import fcntl
 import hashlib
@@ -30,6 +29,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from docqa.chunk import page_from_chunks
 from docqa.errors import (
     CollectionNotFound,
     DocqaError,
@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 VECTORS_FILE = "vectors.faiss"
-PAGE_BREAK = "\n\n"  # docqa.chunk joins pages with it (PAGE_SEPARATOR); pages are tidied so it ends a paragraph
 _SQL_BATCH = 500  # ids per IN (...) query, well under SQLite's bound-parameter limit
 _REMOVAL_LOG_MIN = 10_000  # removed_chunks rows kept at least, before publish() trims the log
 
@@ -561,7 +560,7 @@ class Store:
         """Page `page` of a document, reassembled from its chunks with their overlaps removed.
 
         Chunks do not record where a page starts inside them; for a chunk crossing a page boundary
-        the break is found as `_page_break` explains. Raises PageNotFound when the page has no text.
+        the break is found as docqa.chunk.page_from_chunks explains. Raises PageNotFound when the page has no text.
         """
         with self._read_txn() as conn:
             doc = conn.execute("SELECT name, pages, empty_pages, chunking FROM documents WHERE id = ?",
@@ -580,27 +579,9 @@ class Store:
             # One neighbour on each side tells where the page's first and last chunks cross over.
             rows = conn.execute("SELECT page_start, page_end, text FROM chunks WHERE doc_id = ? AND ord "
                                 "BETWEEN ? AND ? ORDER BY ord", (doc_id, first - 1, last + 1)).fetchall()
-        merged, spans = _merge_chunks([r[2] for r in rows], [(r[0], r[1]) for r in rows],
-                                      json.loads(doc[3]).get("overlap", 1) != 0)
-        chunks = [(start, end, r[0], r[1]) for (start, end), r in zip(spans, rows, strict=True)]
-        inside = [c for c in chunks if c[2] <= page <= c[3]]
-        text_pages = sorted(set(range(1, doc[1] + 1)) - set(json.loads(doc[2])))
-        at = text_pages.index(page)
-        start, end = inside[0][0], inside[-1][1]
-        breaks: dict[int, int] = {}  # text page -> offset of the break before it
-        if first == 0 and last == final:
-            # The whole document is here: when it holds exactly one break per page boundary, that is them.
-            found = [m.start() for m in re.finditer(PAGE_BREAK, merged)]
-            pages_here = text_pages[text_pages.index(chunks[0][2]):text_pages.index(chunks[-1][3]) + 1]
-            if len(found) == len(pages_here) - 1:
-                breaks = dict(zip(pages_here[1:], found, strict=True))
-        if inside[0][2] < page and at > 0:
-            found_at = breaks.get(page, _page_break(merged, chunks, text_pages, text_pages[at - 1], page))
-            start = start if found_at is None else found_at + len(PAGE_BREAK)
-        if inside[-1][3] > page and at + 1 < len(text_pages):
-            found_at = breaks.get(text_pages[at + 1], _page_break(merged, chunks, text_pages, page, text_pages[at + 1]))
-            end = end if found_at is None else found_at
-        return merged[start:end].strip()
+        return page_from_chunks(rows, page, pages=doc[1], empty_pages=json.loads(doc[2]),
+                                overlapping=json.loads(doc[3]).get("overlap", 1) != 0,
+                                whole_document=first == 0 and last == final)
 
     # -- dense search -------------------------------------------------------------------------------
 
@@ -693,64 +674,3 @@ class Store:
         while rows := cursor.fetchmany(8192):
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             vec.add(ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), vec.dim))
-
-
-def _merge_chunks(texts: list[str], pages: list[tuple[int, int]], overlapping: bool
-                  ) -> tuple[str, list[tuple[int, int]]]:
-    """Consecutive chunk texts joined with their overlaps removed, and each chunk's span in the result."""
-    merged, spans = "", []
-    for i, text in enumerate(texts):
-        shared = _overlap(texts[i - 1], text) if i and overlapping else 0
-        if i and not shared:  # the chunks met at whitespace: a page break if the pages changed
-            merged += "\n\n" if pages[i][0] > pages[i - 1][1] else "\n"
-        start = len(merged) - shared
-        merged += text[shared:]
-        spans.append((start, start + len(text)))
-    return merged, spans
-
-
-def _page_break(merged: str, chunks: list[tuple[int, int, int, int]], text_pages: list[int],
-                before: int, after: int) -> int | None:
-    """Offset in `merged` of the PAGE_BREAK between text pages `before` and `after`, None if unknown.
-
-    `chunks` are (start, end, page_start, page_end) in `merged`. The chunker ends a chunk at the
-    last paragraph break it can reach and starts the next one at the first paragraph break of its
-    overlap, so a page break usually sits right after the end of the last chunk before it, or
-    right before the start of the first chunk after it; the pages with text in between (each
-    preceded by a break) say how many breaks to skip.
-    """
-    ends = [(end, last) for _, end, _, last in chunks if last <= before]
-    starts = [(start, first) for start, _, first, _ in chunks if first >= after]
-    limit_hi = min(starts)[0] if starts else len(merged)
-    limit_lo = max(ends)[0] if ends else 0
-    if ends:
-        lo, page = max(ends)
-        skip = bisect.bisect_right(text_pages, before) - bisect.bisect_right(text_pages, page)
-        at = lo - 1
-        for _ in range(skip + 1):
-            at = merged.find(PAGE_BREAK, at + 1, limit_hi)
-            if at == -1:
-                break
-        else:
-            return at
-    if starts:
-        hi, page = min(starts)
-        skip = bisect.bisect_left(text_pages, page) - bisect.bisect_left(text_pages, after)
-        at = hi
-        for _ in range(skip + 1):
-            at = merged.rfind(PAGE_BREAK, limit_lo, at)
-            if at == -1:
-                break
-        else:
-            return at
-    return None
-
-
-def _overlap(prev: str, text: str) -> int:
-    """Length of the longest end of `prev` that `text` starts with (a chunk starts inside the one before)."""
-    at = max(1, len(prev) - len(text))
-    while (at := prev.find(text[:1], at)) != -1:
-        if text.startswith(prev[at:]):
-            return len(prev) - at
-        at += 1
-    return 0

@@ -13,11 +13,11 @@ from fakes import HashEmbedder, RecordingChat, RecordingModerator
 from test_extract import FAQ, text_pdf
 from werkzeug.serving import make_server
 
-from docqa.chunk import PAGE_SEPARATOR, chunk_pages
+from docqa.chunk import chunk_pages
 from docqa.config import Settings
 from docqa.extract import ExtractLimits, extract_path
 from docqa.server import create_app
-from docqa.store import NAME_RULE, PAGE_BREAK, Store
+from docqa.store import NAME_RULE, Store
 
 BOOK = ("The frobnicator flag enables turbo mode on the widget.\n\n"
         "Backups are restored from tape every night by the operator.")
@@ -160,7 +160,6 @@ def test_pdf_pages_are_served_and_empty_pages_are_404(api):
 
 
 def test_every_page_of_a_book_is_reassembled_exactly_from_its_chunks(tmp_path):
-    assert PAGE_BREAK == PAGE_SEPARATOR
     extracted = extract_path(FAQ, "faq.pdf", ExtractLimits())
     embedder = HashEmbedder()
     chunks = chunk_pages(extracted.pages, target_tokens=200, overlap=40, limit=10**6, measure=embedder.count_tokens)
