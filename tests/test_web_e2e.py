@@ -91,10 +91,21 @@ def browser(tmp_path_factory):
         driver.quit()
 
 
+class SeeingModerator(LocalModerator):
+    """The local moderator, keeping every text it was asked about (questions and history turns)."""
+
+    seen: list[str] = []
+
+    def moderate(self, texts):
+        SeeingModerator.seen.extend(texts)
+        return super().moderate(texts)
+
+
 @contextmanager
 def serving(settings: Settings) -> Iterator[str]:
     """The real app with a fast fake embedder on a free loopback port; yields its base URL."""
-    app = create_app(settings, embedder=HashEmbedder(), moderator=LocalModerator(), chat=ExtractiveAnswerer())
+    SeeingModerator.seen = []
+    app = create_app(settings, embedder=HashEmbedder(), moderator=SeeingModerator(), chat=ExtractiveAnswerer())
     with live.serving(app) as url:
         yield url + "/"
 
@@ -196,12 +207,25 @@ def test_upload_ask_and_open_the_cited_page(browser, tmp_path):
         wait(driver, lambda d: not by_id(d, "page-panel").is_displayed(), "Escape did not close the page panel")
         assert driver.switch_to.active_element == opener
 
+        # The next question goes with the conversation so far, until a new conversation starts.
+        assert visible_text(driver, "turns") == "1 earlier question"
+        by_id(driver, "question").clear()
+        by_id(driver, "question").send_keys("And what is restored every night?")
+        by_id(driver, "ask-button").click()
+        wait(driver, lambda d: visible_text(d, "turns") == "2 earlier questions", "the follow-up was not counted")
+        assert SeeingModerator.seen[-2:] == ["And what is restored every night?",
+                                             "What does the frobnicator flag enable?"]  # sent as history
+        by_id(driver, "new-conversation").click()
+        assert not by_id(driver, "conversation").is_displayed()
+
         # A question the documents do not answer is shown as such.
         by_id(driver, "question").clear()
         by_id(driver, "question").send_keys("Which volcano erupted in Iceland in 2010?")
         by_id(driver, "ask-button").click()
         wait(driver, lambda d: d.find_element("id", "not-answered").is_displayed(),
              "an unanswerable question was not shown as unanswered")
+        assert SeeingModerator.seen[-2:] == ["What does the frobnicator flag enable?",
+                                             "Which volcano erupted in Iceland in 2010?"]  # no history after "New"
 
         # A file docqa cannot read: the server's reason is shown to the user.
         blob = tmp_path / "photo.png"

@@ -5,6 +5,9 @@ import { $, el, enc, pages, showError } from "./dom.js";
 let context = null; // {collection(): name, document(id): document object or undefined}
 let asking = null;  // AbortController of the question in flight
 let shown = null;   // {citation, collection, opener, page} in the page panel
+// Earlier turns in this collection, sent as `history` so that follow-ups ("and the second one?") work.
+let conversation = { collection: null, turns: [] };
+const MAX_TURNS = 20;  // the last 10 questions and answers
 
 export function setupAsking(ctx) {
   context = ctx;
@@ -17,6 +20,21 @@ export function setupAsking(ctx) {
   $("page-panel").addEventListener("close", () => shown && shown.opener && shown.opener.focus());
   $("page-prev").addEventListener("click", () => showPage(shown.page - 1, true));
   $("page-next").addEventListener("click", () => showPage(shown.page + 1, true));
+  $("new-conversation").addEventListener("click", () => {
+    newConversation(context.collection());
+    $("question").focus();
+  });
+}
+
+function newConversation(collection) {
+  conversation = { collection, turns: [] };
+  showConversation();
+}
+
+function showConversation() {
+  const asked = conversation.turns.length / 2;
+  $("conversation").hidden = asked === 0;
+  $("turns").textContent = asked === 1 ? "1 earlier question" : `${asked} earlier questions`;
 }
 
 async function ask(event) {
@@ -27,6 +45,8 @@ async function ask(event) {
     return;
   }
   if (asking) asking.abort();
+  if (conversation.collection !== context.collection()) newConversation(context.collection());
+  const history = conversation.turns.slice(-MAX_TURNS);
   const controller = new AbortController();
   asking = controller;
   showError("ask", null);
@@ -39,11 +59,13 @@ async function ask(event) {
   $("stop").hidden = false;
   try {
     const response = await request("POST", "v1/ask", { signal: controller.signal,
-      json: { question, collection: context.collection(), stream: true } });
-    if ((response.headers.get("Content-Type") || "").startsWith("text/event-stream")) {
-      await readStream(response);
-    } else {
-      showAnswer(await response.json());
+      json: { question, collection: context.collection(), history, stream: true } });
+    const streamed = (response.headers.get("Content-Type") || "").startsWith("text/event-stream");
+    const body = streamed ? await readStream(response) : await response.json();
+    showAnswer(body);
+    if (conversation.collection === body.collection) {
+      conversation.turns.push({ role: "user", content: question }, { role: "assistant", content: body.answer });
+      showConversation();
     }
   } catch (err) {
     if (err.name === "AbortError") {
@@ -86,8 +108,7 @@ async function readStream(response) {
         text += payload.text;
         $("answer").textContent = text;
       } else if (kind === "done") {
-        showAnswer(payload);
-        return;
+        return payload;
       } else if (kind === "error") {
         const e = payload.error || {};
         throw new ApiError(500, e.code || "error", e.message || "The answer failed part way; ask again.");
