@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from docqa.answer import Question, answer_dict, validate_question
 from docqa.config import Settings
 from docqa.errors import DocqaError, EmbedderMismatch, ModelNotFound, NotFound
-from docqa.httpjson import flag, json_body
+from docqa.httpjson import error_response, flag, http_error_code, json_body
 from docqa.services import services
 from docqa.store import NAME_RULE, validate_collection_name
 
@@ -67,13 +67,9 @@ def _error_body(status: int, code: str, message: str, details: dict | None = Non
     return {"error": {"message": message, "type": _error_type(status), "param": param, "code": code, **details}}
 
 
-def _error_response(status: int, body: dict, retry_after: float | None = None) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    if retry_after is not None or status == 503:
-        response.headers["Retry-After"] = str(max(1, int(round(retry_after or 5))))
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="docqa"'
+def _error_response(status: int, body: dict, retry_after: float | None = None,
+                    cause: HTTPException | None = None) -> Response:
+    response = error_response(body, status, retry_after=retry_after, cause=cause)
     # OpenAI SDKs retry 409s and every 5xx by default; a request that was refused for what it
     # says fails the same way again, so they are told not to (they obey x-should-retry).
     response.headers["x-should-retry"] = "true" if status in (408, 429) or status >= 500 else "false"
@@ -89,12 +85,8 @@ def _docqa_error(exc: DocqaError) -> Response:
 @blueprint.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
-    code = (exc.name or "error").lower().replace(" ", "_")
-    response = _error_response(status, _error_body(status, code, exc.description or exc.name))
-    for name, value in exc.get_headers():  # e.g. Allow on a 405
-        if name.lower() != "content-type":
-            response.headers[name] = value
-    return response
+    return _error_response(status, _error_body(status, http_error_code(exc), exc.description or exc.name),
+                           cause=exc)
 
 
 @blueprint.errorhandler(Exception)

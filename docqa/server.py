@@ -13,7 +13,7 @@ from docqa.answer import AskPipeline, Collections, answer_dict, validate_questio
 from docqa.auth import ApiKeys, check, check_exposure
 from docqa.config import Settings
 from docqa.errors import DocqaError
-from docqa.httpjson import flag, json_body, sse
+from docqa.httpjson import error_response, flag, http_error_code, json_body, sse
 from docqa.jobs import JobQueue
 from docqa.services import Services
 
@@ -53,23 +53,12 @@ def create_app(settings: Settings | None = None, *, embedder=None, moderator=Non
 
     @app.errorhandler(DocqaError)
     def docqa_error(exc: DocqaError):
-        response = jsonify(exc.to_dict())
-        response.status_code = exc.status
-        if exc.retry_after is not None or exc.status == 503:
-            response.headers["Retry-After"] = str(max(1, int(round(exc.retry_after or 5))))
-        if exc.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="docqa"'
-        return response
+        return error_response(exc.to_dict(), exc.status, retry_after=exc.retry_after)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        code = (exc.name or "error").lower().replace(" ", "_")
-        response = jsonify({"error": {"code": code, "message": exc.description or exc.name}})
-        response.status_code = exc.code or 500
-        for name, value in exc.get_headers():  # e.g. Allow on a 405
-            if name.lower() != "content-type":
-                response.headers[name] = value
-        return response
+        body = {"error": {"code": http_error_code(exc), "message": exc.description or exc.name}}
+        return error_response(body, exc.code or 500, cause=exc)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,19 +22,8 @@ from docqa.providers.sentences import (
     rare_words,
     split_sentences,
 )
+from docqa.retrieve import ScoredHit
 from docqa.types import Chunk, Hit
-
-
-@dataclass(frozen=True)
-class Scored:
-    """What the retriever hands over: the fused score, the raw dense and BM25 scores and both ranks."""
-
-    chunk: Chunk
-    score: float
-    dense: float | None = None
-    bm25: float | None = None
-    dense_rank: int | None = None
-    bm25_rank: int | None = None
 
 
 def chunk(id: int, doc: str, pages: tuple[int, int], text: str) -> Chunk:
@@ -64,8 +52,8 @@ CHINESE = chunk(4, "maint-guide.zh-cn.pdf", (5, 5), (
     "lintian 是 Debian 软件包检查工具，可以在编译软件包后发现常见的错误。\n"))
 
 
-def hits_for(*chunks: Chunk, dense: float | None = 0.6) -> list[Scored]:
-    return [Scored(c, 1.0 / (i + 1), dense, 8.0) for i, c in enumerate(chunks)]
+def hits_for(*chunks: Chunk, dense: float | None = 0.6) -> list[ScoredHit]:
+    return [ScoredHit(c, 1.0 / (i + 1), dense, 8.0) for i, c in enumerate(chunks)]
 
 
 def source_of(citation, chunks) -> Chunk:
@@ -144,7 +132,7 @@ def test_low_dense_similarity_declines_even_with_matching_words():
 
 
 def test_bm25_threshold_is_optional():
-    hits = [Scored(RELEASE, 1.0, 0.6, 0.4)]
+    hits = [ScoredHit(RELEASE, 1.0, 0.6, 0.4)]
     question = "What is the current stable release?"
     assert ExtractiveAnswerer().answer(question, hits).answered  # off by default
     declined = ExtractiveAnswerer(min_bm25=1.0).answer(question, hits)
@@ -317,9 +305,9 @@ def test_content_terms_stem_and_split_chinese():
 
 # --- the decline rules on realistic retrieval evidence -------------------------------------------
 
-def ranked(*specs: tuple[Chunk, float | None, int | None, int | None]) -> list[Scored]:
+def ranked(*specs: tuple[Chunk, float | None, int | None, int | None]) -> list[ScoredHit]:
     """Hits as the hybrid retriever returns them: (chunk, dense cosine, dense rank, BM25 rank)."""
-    return [Scored(c, 1.0 / (i + 1), dense, 8.0 if b else None, d, b) for i, (c, dense, d, b) in enumerate(specs)]
+    return [ScoredHit(c, 1.0 / (i + 1), dense, 8.0 if b else None, d, b) for i, (c, dense, d, b) in enumerate(specs)]
 
 
 DOCKER = "How do I install Docker on Debian?"

@@ -121,6 +121,9 @@ def test_unpaired_surrogates_are_400_before_any_provider(setup):
                     content_type="application/json")
     assert r.status_code == 400 and r.get_json()["error"]["code"] == "invalid_text"
     assert embedder.calls == [] and moderator.seen == [] and chat.calls == []
+    r = client.post("/v1/ask", data='{"question": "What does the frobnicator flag enable? \\ud83d\\ude00"}',
+                    content_type="application/json")
+    assert r.status_code == 200 and moderator.seen[-1].endswith("\U0001f600")  # a whole pair is fine
 
 
 def test_history_turns_are_bounded_and_empty_turns_are_not_moderated(setup):
